@@ -1,0 +1,88 @@
+# The meter: one table store, one procedure dispatcher, one clock, reached by
+# every port through `execute(request, role, limits, now)`.
+#
+# `now` is integer milliseconds since the Unix epoch as the driver sees it
+# (real time, accelerated or stepped); the meter's own UTC clock is `now` plus
+# an offset that BP10 moves, so the host clock is never touched.
+from . import services
+from . import procedures
+from . import clock
+
+BT52 = 52
+BT53 = 53
+BT55 = 55
+
+
+class PortLimits:
+    """What one port allows: the largest read and write data, and the user
+    ID that log entries record for requests from it [OPT BT74]."""
+    __slots__ = ("name", "max_read", "max_write", "user_id")
+
+    def __init__(self, name, max_read, max_write, user_id):
+        self.name = name
+        self.max_read = max_read
+        self.max_write = max_write
+        self.user_id = user_id
+
+
+# MEP: a request or response is at most 476 bytes after the length field
+# [MEP p.8]. A read response is code + count(2) + data + digest(8); a write
+# request is code + tid(2) + offset(3) + count(2) + data + seq(4) + digest(8).
+MEP_MAX_FRAME = 476
+MEP_LIMITS = PortLimits("mep", MEP_MAX_FRAME - 3 - 8, MEP_MAX_FRAME - 8 - 12, 0xFFFD)
+# PLC: the seed's 84-byte partial read / 75-byte partial write (not confirmed
+# by any public source; configurable per profile).
+PLC_LIMITS = PortLimits("plc", 84, 75, 0xFFFE)
+
+
+class Meter:
+    __slots__ = ("store", "procs", "clock_offset", "last_psn", "on_save")
+
+    def __init__(self, store, procs, clock_offset=0):
+        self.store = store
+        self.procs = procs
+        self.clock_offset = clock_offset    # ms added to the driver's `now`
+        self.last_psn = 255                 # so the first PSN may be anything but 255
+        self.on_save = None                 # host hook for BP02 "save configuration"
+
+    # -- the one entry point of every port -----------------------------------
+    def execute(self, request, role, limits, now):
+        return services.execute(request, role, limits, self, now)
+
+    def executor(self, limits):
+        """`execute` bound to one port, as the optical session expects it."""
+        def run(request, role, now):
+            return services.execute(request, role, limits, self, now)
+        return run
+
+    def write_table(self, tid, offset, data, role, limits, now):
+        if tid == procedures.BT07:
+            return procedures.initiate(self, offset, data, role, now)
+        self.store.write(tid, offset, data)
+        return services.R_OK
+
+    # -- clock ---------------------------------------------------------------
+    def utc(self, now):
+        return (now + self.clock_offset) // 1000
+
+    def set_utc(self, seconds, now):
+        self.clock_offset = seconds * 1000 - now
+
+    def live(self, tid, now):
+        """Bytes of a table computed on read (the clocks), else None."""
+        if tid != BT52 and tid != BT55:
+            return None
+        t = self.utc(now)
+        if tid == BT52:
+            # UTC system clock: LTIME_DATE, then day of week (bits 0-2) and
+            # the GMT flag (bit 4) [MEP p.224-225].
+            return clock.encode_ltime(t) + bytes((clock.to_civil(t)[6] | 0x10,))
+        # Local TOU clock: UTC + the BT53 time-zone offset (INT16 minutes);
+        # qualifier bit 5 TZ applied, bit 6 DST applied; then the stored
+        # tier/season word [MEP p.229-231]. DST rules arrive with the TOU work.
+        tz = self.store.field(BT53, 4, 2)
+        if tz >= 0x8000:
+            tz -= 0x10000
+        local = t + tz * 60
+        return (clock.encode_ltime(local) + bytes((clock.to_civil(local)[6] | 0x60,))
+                + self.store.read(BT55, 7, 2))

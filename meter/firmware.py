@@ -1,0 +1,51 @@
+# One meter as a board or a host runs it: the device model plus its ports.
+#
+# Built from a plain configuration dict, so a board (no TOML parser) and the
+# host (TOML profiles, tools/) construct meters the same way:
+#   image        {table_id: bytes}  initial table contents (shared, read-only)
+#   keys         {role: bytes}      see keys.KEY_LENGTHS
+#   mep_seq      int                the MEP sequence number the server holds
+#   mep_secure   bool               False: no sequence numbers/digests (test mode)
+#   mep_baud     int
+#   optical_max_read / plc_max_read / plc_max_write   per-port size limits
+#   clock        int seconds since 1970 UTC the meter's clock starts at, or None
+from . import access
+from . import catalogue_data
+from .device import Meter, PortLimits, MEP_LIMITS
+from .keys import KeyRing
+from .mep import MepServer
+from .store import TableStore
+from .c1218 import OpticalSession
+
+ET04 = 2048 + 4
+ET04_MEP_SEQ = 103        # MEP sequence number UINT32 [MEP ET04]
+
+MEP_ROLES = (access.ROLE_MAK, access.ROLE_MBK)
+
+
+class Firmware:
+    __slots__ = ("meter", "keys", "mep", "optical", "plc_limits")
+
+    def __init__(self, config, now=0, tables=None, procs=None):
+        store = TableStore(tables if tables is not None else catalogue_data.TABLES,
+                           config.get("image"))
+        meter = self.meter = Meter(store, procs if procs is not None else catalogue_data.PROCEDURES)
+        start = config.get("clock")
+        if start is not None:
+            meter.set_utc(start, now)
+        keys = self.keys = KeyRing(config.get("keys"))
+        seq = config.get("mep_seq")
+        if seq is None:
+            seq = store.field(ET04, ET04_MEP_SEQ, 4)
+        self.mep = MepServer(meter.executor(MEP_LIMITS), keys, MEP_ROLES, seq,
+                             config.get("mep_secure", True), config.get("mep_baud", 9600),
+                             self._mep_seq_changed)
+        optical_limits = PortLimits("optical", config.get("optical_max_read", 4096),
+                                    config.get("optical_max_write", 4096), 0xFFFF)
+        self.optical = OpticalSession(meter.executor(optical_limits), keys.optical_passwords())
+        self.plc_limits = PortLimits("plc", config.get("plc_max_read", 84),
+                                     config.get("plc_max_write", 75), 0xFFFE)
+
+    def _mep_seq_changed(self, seq):
+        # Mirror the number into ET04 so it is readable and survives restarts.
+        self.meter.store.set_field(ET04, ET04_MEP_SEQ, 4, seq)

@@ -1,0 +1,163 @@
+"""Device profiles: TOML files that set a meter's identity, keys, ports and
+initial table contents, turned into the plain config dict the portable core
+takes (osgp_meter.firmware.Firmware).
+"""
+import calendar
+import os
+import re
+import time
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
+
+from osgp_meter import access
+from osgp_meter import catalogue_data
+
+DEFAULT_PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_profile.toml")
+
+BT01 = 1
+ET03 = 2048 + 3
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message names the offending key."""
+
+
+def table_id(name):
+    """'BT23', 'ET04', '2052' or '0x0804' -> table ID."""
+    s = str(name).strip().upper()
+    m = re.fullmatch(r"(BT|ET|ST|MT)(\d+)", s)
+    if m:
+        n = int(m.group(2))
+        return n if m.group(1) in ("BT", "ST") else 2048 + n
+    try:
+        return int(s, 0)
+    except ValueError:
+        raise ProfileError("not a table name: %r" % name) from None
+
+
+def _merge(base, over):
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load(path=None):
+    """The default profile, overlaid with the file at `path` (if any)."""
+    with open(DEFAULT_PROFILE, "rb") as f:
+        data = tomllib.load(f)
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = _merge(data, tomllib.load(f))
+        except tomllib.TOMLDecodeError as exc:
+            raise ProfileError("%s: %s" % (path, exc)) from None
+    return data
+
+
+def parse_key(text, what):
+    text = str(text)
+    if text.startswith("ascii:"):
+        return text[6:].encode("ascii")
+    try:
+        return bytes.fromhex(text.replace(" ", ""))
+    except ValueError:
+        raise ProfileError("keys.%s: not hex (prefix text with 'ascii:')" % what) from None
+
+
+def pack_version(text, what):
+    """'3.10.21' -> 0x3155: major bits 15-12, minor 11-5, build 4-0 [OPT BT01]."""
+    m = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", str(text))
+    if not m:
+        raise ProfileError("identity.%s: expected major.minor.build" % what)
+    major, minor, build = (int(x) for x in m.groups())
+    if major > 9 or minor > 99 or build > 31:
+        raise ProfileError("identity.%s: major 0-9, minor 0-99, build 0-31" % what)
+    return (major << 12) | (minor << 5) | build
+
+
+def _chars(text, n, what):
+    raw = str(text).encode("ascii", "replace")
+    if len(raw) > n:
+        raise ProfileError("identity.%s: at most %d characters" % (what, n))
+    return raw + b" " * (n - len(raw)) if n <= 8 else raw + bytes(n - len(raw))
+
+
+def _bcd(text, n, what):
+    digits = str(text)
+    if not re.fullmatch(r"\d*", digits) or len(digits) > 2 * n:
+        raise ProfileError("identity.%s: up to %d decimal digits" % (what, 2 * n))
+    digits = digits.rjust(2 * n, "0")
+    return bytes(int(digits[i]) << 4 | int(digits[i + 1]) for i in range(0, 2 * n, 2))
+
+
+def bt01(identity):
+    """BT01 General Manufacturer Identification [OPT p.19]."""
+    hw = pack_version(identity["hardware_version"], "hardware_version")
+    fw = pack_version(identity["firmware_version"], "firmware_version")
+    return (_chars(identity["manufacturer"], 4, "manufacturer")
+            + _chars(identity["model"], 8, "model")
+            + bytes((hw >> 8, hw & 0xFF, fw >> 8, fw & 0xFF))   # offset 14 is the MSB
+            + _bcd(identity["serial_number"], 8, "serial_number"))
+
+
+def parse_time(text):
+    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)Z?", str(text))
+    if not m:
+        raise ProfileError("clock.start: expected YYYY-MM-DDThh:mm:ssZ")
+    return calendar.timegm(tuple(int(x) for x in m.groups()) + (0, 0, 0))
+
+
+_KEY_ROLES = {
+    "mak": access.ROLE_MAK, "mbk": access.ROLE_MBK, "mk": access.ROLE_MK,
+    "pk": access.ROLE_PK, "rk": access.ROLE_RK,
+    "plc_unicast": access.ROLE_PLC, "plc_broadcast": access.ROLE_BCAST,
+}
+
+
+def to_config(data):
+    """Profile data (as loaded) -> the core's config dict."""
+    image = {}
+    identity = data.get("identity", {})
+    image[BT01] = bt01(identity)
+    if "utility_serial" in identity:
+        image[ET03] = _chars(identity["utility_serial"], 30, "utility_serial")
+    for name, hexdata in data.get("tables", {}).items():
+        tid = table_id(name)
+        if tid not in catalogue_data.TABLES:
+            raise ProfileError("tables.%s: no such table in the catalogue" % name)
+        try:
+            image[tid] = bytes.fromhex(str(hexdata).replace(" ", ""))
+        except ValueError:
+            raise ProfileError("tables.%s: not hex" % name) from None
+    keys = {}
+    for name, role in _KEY_ROLES.items():
+        value = data.get("keys", {}).get(name)
+        if value:
+            keys[role] = parse_key(value, name)
+    mep = data.get("mep", {})
+    optical = data.get("optical", {})
+    plc = data.get("plc", {})
+    start = data.get("clock", {}).get("start")
+    return {
+        "image": image,
+        "keys": keys,
+        "mep_seq": int(mep.get("sequence", 0)) & 0xFFFFFFFF,
+        "mep_secure": bool(mep.get("secure", True)),
+        "mep_baud": int(mep.get("baudrate", 9600)),
+        "optical_baud": int(optical.get("baudrate", 9600)),
+        "optical_max_read": int(optical.get("max_read", 4096)),
+        "plc_max_read": int(plc.get("max_partial_read", 84)),
+        "plc_max_write": int(plc.get("max_partial_write", 75)),
+        "clock": parse_time(start) if start else int(time.time()),
+    }
+
+
+def load_config(path=None):
+    return to_config(load(path))

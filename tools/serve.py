@@ -1,0 +1,108 @@
+"""`osgp-meter serve`: one meter on its MEP and optical serial ports.
+
+A single-threaded loop: wait on the ports (select) until data arrives or the
+earliest protocol deadline, feed the sans-IO sessions with the wall-clock time
+in milliseconds, write what they answer. SIGTERM and Ctrl-C stop it cleanly,
+saving the state directory if one is given.
+"""
+import select
+import signal
+import sys
+import time
+
+from osgp_meter.firmware import Firmware
+
+from . import ports
+from . import profile as profiles
+from . import state as states
+
+SAVE_EVERY_S = 1.0
+IDLE_POLL_S = 0.02     # for ports that cannot be select()ed (some URLs)
+
+
+def now_ms():
+    return time.time_ns() // 1_000_000
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+def build(profile_path=None, state_dir=None):
+    config = profiles.load_config(profile_path)
+    fw = Firmware(config, now_ms())
+    if state_dir:
+        states.load(fw, state_dir)
+        fw.meter.on_save = lambda meter: states.save(fw, state_dir)
+    return fw, config
+
+
+def serve(mep_spec="pty", optical_spec="pty", profile_path=None, state_dir=None, out=sys.stdout):
+    fw, config = build(profile_path, state_dir)
+    endpoints = []   # (port, session)
+    if mep_spec:
+        p = ports.open_port(mep_spec, config["mep_baud"])
+        endpoints.append((p, fw.mep))
+        print("mep: %s" % p.name, file=out, flush=True)
+    if optical_spec:
+        p = ports.open_port(optical_spec, config["optical_baud"])
+        endpoints.append((p, fw.optical))
+        print("optical: %s" % p.name, file=out, flush=True)
+    old_term = signal.signal(signal.SIGTERM, _raise_stop)
+    last_save = time.monotonic()
+    dirty = False
+    try:
+        while True:
+            now = now_ms()
+            timeout = 1.0
+            selectable = []
+            for port, session in endpoints:
+                d = session.deadline
+                if d is not None:
+                    timeout = min(timeout, max(0.0, (d - now) / 1000.0))
+                if port.fileno() is None:
+                    timeout = min(timeout, IDLE_POLL_S)
+                else:
+                    selectable.append(port)
+            ready = select.select(selectable, [], [], timeout)[0] if selectable else time.sleep(timeout) or []
+            now = now_ms()
+            for port, session in endpoints:
+                if port in ready or port.fileno() is None:
+                    data = port.read()
+                    if data:
+                        answer = session.feed(data, now)
+                        if answer:
+                            port.write(answer)
+                            dirty = True
+                        _follow_baud(port, session)
+                answer = session.poll(now)
+                if answer:
+                    port.write(answer)
+            if state_dir and dirty and time.monotonic() - last_save >= SAVE_EVERY_S:
+                states.save(fw, state_dir)
+                last_save = time.monotonic()
+                dirty = False
+    except (_Stop, KeyboardInterrupt):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        if state_dir:
+            states.save(fw, state_dir)
+        for port, _ in endpoints:
+            port.close()
+    return 0
+
+
+_BAUD = {0x01: 300, 0x02: 600, 0x03: 1200, 0x04: 2400, 0x05: 4800, 0x06: 9600,
+         0x07: 14400, 0x08: 19200, 0x09: 28800, 0x0A: 57600, 0x0B: 38400, 0x0C: 115200}
+
+
+def _follow_baud(port, session):
+    # The optical session negotiates a line speed (C12.18 baud codes).
+    code = getattr(session, "baud_code", None)
+    if code in _BAUD:
+        port.set_baudrate(_BAUD[code])
