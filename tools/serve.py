@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 
+from osgp_meter import c1218
 from osgp_meter.firmware import Firmware
 
 from . import ports
@@ -97,12 +98,8 @@ def serve(mep_spec="pty", optical_spec="pty", profile_path=None, state_dir=None,
     return 0
 
 
-_BAUD = {0x01: 300, 0x02: 600, 0x03: 1200, 0x04: 2400, 0x05: 4800, 0x06: 9600,
-         0x07: 14400, 0x08: 19200, 0x09: 28800, 0x0A: 57600, 0x0B: 38400, 0x0C: 115200}
-
-
 def _follow_baud(port, session):
-    # The optical session negotiates a line speed (C12.18 baud codes).
+    # The optical session negotiates a line speed (C12.18 baud-rate codes).
     code = getattr(session, "baud_code", None)
-    if code in _BAUD:
-        port.set_baudrate(_BAUD[code])
+    if code and code < len(c1218.BAUD_RATES) and c1218.BAUD_RATES[code]:
+        port.set_baudrate(c1218.BAUD_RATES[code])
