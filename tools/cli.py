@@ -92,7 +92,8 @@ def main(argv=None):
     except Exception as exc:  # a clear one-line error for the user, not a traceback
         from .profile import ProfileError
         from .mep_client import MepError
-        if isinstance(exc, (ProfileError, MepError, OSError, ValueError)):
+        from .optical_client import OpticalError
+        if isinstance(exc, (ProfileError, MepError, OpticalError, OSError, ValueError)):
             print("osgp-meter: %s" % exc, file=sys.stderr)
             return 2
         raise
