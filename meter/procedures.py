@@ -70,12 +70,10 @@ def allowed(meter, number, role):
     proc = meter.procs.get(number)
     if proc is None:
         return False
-    if proc[cat.P_CALL] & role:
-        return True
     # RK may set the clock unless ET04.71 bit 0 forbids it [OPT p.13, MEP ET04].
     if role == access.ROLE_RK and (number == 10 or number == EP16):
         return not meter.store.field(ET04, 71, 1) & 1
-    return False
+    return bool(proc[cat.P_CALL] & role)
 
 
 def run(meter, number, params, role, now):
