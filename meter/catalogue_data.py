@@ -5,10 +5,10 @@
 #   0x04 outside the seed inventory.
 # Procedure flags: 0x01 in the seed inventory, 0x02 extended (EP).
 # Event flags: 0x01 critical, 0x02 extended.
-# size: an int, or a tuple in Reverse Polish Notation: an int pushes itself;
-#   ("f", table_id, offset, nbytes) pushes that unsigned little-endian field;
-#   ("b", lo, width) pops x and pushes (x >> lo) & ((1 << width) - 1);
-#   "+" "-" "*" "/" (floor) "max" pop b, pop a and push a op b.
+# size: an int, or bytes holding Reverse Polish Notation: 01 c(3, MSB) pushes c;
+#   02 table(2) offset(2) nbytes pushes that unsigned little-endian field;
+#   03 lo width pops x and pushes (x >> lo) & ((1 << width) - 1);
+#   '+' '-' '*' '/' (floor) 'M' (max) pop b, pop a and push a op b.
 # default: the initial contents (zero-filled to the size), or None for all zeros.
 SOURCE_DIGEST = "2154842ce6be7bc3762d6c6768c515396489a6d44efa29e6bda74367fecf6f6d"
 # table_id: (size, read_mask, write_mask, flags, default)
@@ -16,44 +16,44 @@ TABLES = {
     0: (79, 0xFF, 0x00, 0x01, b'\x02*\x88EMUL\x02\x00\xff\x0c\x01\x00\n\r\x02\x0c\x06\x04\xff\x81\xf0\xdf\x02\x00\xfc\xf0\xcf\x07\xfe\xff\xff\xffU\xe7\xfdn\xcc\xbc#\x06\x02\xff\xff\xfe\xff\xff\xff\xff\x07\x14 \x01\x00\x00\x00\xe4\x80@\x08\x02\x00`\x00\x00\x02\xfe#\x04H\x04\x81\x9cb\x880\x01\x00\x02'),  # BT00 General Configuration
     1: (24, 0xFF, 0x00, 0x01, b'EMULOSGP-EMU\x10\x008\xc1'),  # BT01 General Manufacturer Identification
     2: (16, 0x3F, 0x2B, 0x01, None),  # BT02 Device Nameplate
-    3: ((4, ('f', 0, 17, 1), '+'), 0x3F, 0x00, 0x01, b'\x01'),  # BT03 End Device Mode & Status
-    4: ((('f', 0, 13, 1), ('f', 0, 14, 1), '+', 6, '+', ('f', 0, 18, 1), 8, '*', '+'), 0x3F, 0x00, 0x01, None),  # BT04 Pending Status
+    3: (b'\x01\x00\x00\x04\x02\x00\x00\x00\x11\x01+', 0x3F, 0x00, 0x01, b'\x01'),  # BT03 End Device Mode & Status
+    4: (b'\x02\x00\x00\x00\r\x01\x02\x00\x00\x00\x0e\x01+\x01\x00\x00\x06+\x02\x00\x00\x00\x12\x01\x01\x00\x00\x08*+', 0x3F, 0x00, 0x01, None),  # BT04 Pending Status
     5: (10, 0x3F, 0x2B, 0x01, None),  # BT05 Device Identification
     6: (80, 0x3F, 0x2B, 0x01, None),  # BT06 Utility Information
-    7: ((3, ('f', 0, 9, 1), '+'), 0x3F, 0x7F, 0x00, None),  # BT07 Procedure Initiate
-    8: ((4, ('f', 0, 10, 1), '+'), 0x3F, 0x00, 0x00, None),  # BT08 Procedure Response
+    7: (b'\x01\x00\x00\x03\x02\x00\x00\x00\t\x01+', 0x3F, 0x7F, 0x00, None),  # BT07 Procedure Initiate
+    8: (b'\x01\x00\x00\x04\x02\x00\x00\x00\n\x01+', 0x3F, 0x00, 0x00, None),  # BT08 Procedure Response
     15: (8, 0x3B, 0x29, 0x01, b'\x01\x00\x01\x00\x01\x00\x01'),  # BT15 Constants
     20: (10, 0x3F, 0x00, 0x01, b'\x06\x04\x18\x0f\x08\x10\x01\x04\x08)'),  # BT20 Dimension Register
     21: (10, 0x3F, 0x00, 0x01, b'\x06\x04\x0c\x0f\x02\x00\x01\x04\x02\x0c'),  # BT21 Actual Register
-    22: ((('f', 21, 3, 1), ('f', 21, 4, 1), '+', ('f', 21, 4, 1), 7, '+', 8, '/', '+', 2, ('f', 21, 5, 1), '*', '+'), 0x3F, 0x2B, 0x01, b'\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x00\x01\x03'),  # BT22 Data Selection
-    23: ((('f', 21, 0, 1), ('b', 2, 1), ('f', 21, 7, 1), 1, '+', 4, ('f', 21, 3, 1), '*', ('f', 21, 4, 1), 5, ('f', 21, 6, 1), '*', ('f', 21, 0, 1), ('b', 1, 1), '*', 4, ('f', 21, 0, 1), ('b', 4, 1), '*', '+', 4, ('f', 21, 0, 1), ('b', 5, 1), '*', '+', 4, ('f', 21, 6, 1), '*', '+', '*', '+', 4, ('f', 21, 5, 1), '*', ('f', 21, 6, 1), '*', '+', '*', '+'), 0x3F, 0x00, 0x03, None),  # BT23 Current Register Data
-    24: ((('f', 21, 0, 1), ('b', 2, 1), ('f', 21, 7, 1), 1, '+', 4, ('f', 21, 3, 1), '*', ('f', 21, 4, 1), 5, ('f', 21, 6, 1), '*', ('f', 21, 0, 1), ('b', 1, 1), '*', 4, ('f', 21, 0, 1), ('b', 4, 1), '*', '+', 4, ('f', 21, 0, 1), ('b', 5, 1), '*', '+', 4, ('f', 21, 6, 1), '*', '+', '*', '+', 4, ('f', 21, 5, 1), '*', ('f', 21, 6, 1), '*', '+', '*', '+'), 0x3F, 0x00, 0x03, None),  # BT24 Previous Season Data
-    25: ((6, ('f', 21, 0, 1), ('b', 2, 1), '+', ('f', 21, 7, 1), 1, '+', 4, ('f', 21, 3, 1), '*', ('f', 21, 4, 1), 5, ('f', 21, 6, 1), '*', ('f', 21, 0, 1), ('b', 1, 1), '*', 4, ('f', 21, 0, 1), ('b', 4, 1), '*', '+', 4, ('f', 21, 0, 1), ('b', 5, 1), '*', '+', 4, ('f', 21, 6, 1), '*', '+', '*', '+', 4, ('f', 21, 5, 1), '*', ('f', 21, 6, 1), '*', '+', '*', '+'), 0x3F, 0x00, 0x03, None),  # BT25 Previous Demand Reset Data
-    26: ((6, ('f', 21, 2, 1), 2, ('f', 21, 4, 1), ('f', 21, 4, 1), 1, '-', 0, 'max', '-', '*', 6, '+', ('f', 21, 0, 1), ('b', 2, 1), '+', ('f', 21, 7, 1), 1, '+', 4, ('f', 21, 3, 1), '*', ('f', 21, 4, 1), 5, ('f', 21, 6, 1), '*', ('f', 21, 0, 1), ('b', 1, 1), '*', 4, ('f', 21, 0, 1), ('b', 4, 1), '*', '+', 4, ('f', 21, 0, 1), ('b', 5, 1), '*', '+', 4, ('f', 21, 6, 1), '*', '+', '*', '+', 4, ('f', 21, 5, 1), '*', ('f', 21, 6, 1), '*', '+', '*', '+', '*', '+'), 0x3F, 0x00, 0x03, None),  # BT26 Self-Read Data
-    27: ((('f', 21, 8, 1), ('f', 21, 9, 1), '+'), 0x3F, 0x2B, 0x01, b'\x00\x01\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b'),  # BT27 Present Register Selection
-    28: ((('f', 21, 8, 1), 3, ('f', 21, 0, 1), ('b', 6, 1), '*', 4, '+', '*', 4, ('f', 21, 9, 1), '*', '+'), 0x3F, 0x00, 0x00, None),  # BT28 Present Register Data
+    22: (b'\x02\x00\x15\x00\x03\x01\x02\x00\x15\x00\x04\x01+\x02\x00\x15\x00\x04\x01\x01\x00\x00\x07+\x01\x00\x00\x08/+\x01\x00\x00\x02\x02\x00\x15\x00\x05\x01*+', 0x3F, 0x2B, 0x01, b'\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x00\x01\x03'),  # BT22 Data Selection
+    23: (b'\x02\x00\x15\x00\x00\x01\x03\x02\x01\x02\x00\x15\x00\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15\x00\x03\x01*\x02\x00\x15\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x04\x02\x00\x15\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+', 0x3F, 0x00, 0x03, None),  # BT23 Current Register Data
+    24: (b'\x02\x00\x15\x00\x00\x01\x03\x02\x01\x02\x00\x15\x00\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15\x00\x03\x01*\x02\x00\x15\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x04\x02\x00\x15\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+', 0x3F, 0x00, 0x03, None),  # BT24 Previous Season Data
+    25: (b'\x01\x00\x00\x06\x02\x00\x15\x00\x00\x01\x03\x02\x01+\x02\x00\x15\x00\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15\x00\x03\x01*\x02\x00\x15\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x04\x02\x00\x15\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+', 0x3F, 0x00, 0x03, None),  # BT25 Previous Demand Reset Data
+    26: (b'\x01\x00\x00\x06\x02\x00\x15\x00\x02\x01\x01\x00\x00\x02\x02\x00\x15\x00\x04\x01\x02\x00\x15\x00\x04\x01\x01\x00\x00\x01-\x01\x00\x00\x00M-*\x01\x00\x00\x06+\x02\x00\x15\x00\x00\x01\x03\x02\x01+\x02\x00\x15\x00\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15\x00\x03\x01*\x02\x00\x15\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x04\x02\x00\x15\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+*+', 0x3F, 0x00, 0x03, None),  # BT26 Self-Read Data
+    27: (b'\x02\x00\x15\x00\x08\x01\x02\x00\x15\x00\t\x01+', 0x3F, 0x2B, 0x01, b'\x00\x01\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b'),  # BT27 Present Register Selection
+    28: (b'\x02\x00\x15\x00\x08\x01\x01\x00\x00\x03\x02\x00\x15\x00\x00\x01\x03\x06\x01*\x01\x00\x00\x04+*\x01\x00\x00\x04\x02\x00\x15\x00\t\x01*+', 0x3F, 0x00, 0x00, None),  # BT28 Present Register Data
     30: (4, 0x3F, 0x00, 0x01, b'\x00  \n'),  # BT30 Dimension Display
     31: (4, 0x3F, 0x00, 0x01, b'\x01\x02\x00\n'),  # BT31 Actual Display
-    33: ((3, ('f', 31, 1, 1), '*'), 0x3F, 0x2B, 0x01, b'\x00\n\x03\x01\n\x03'),  # BT33 Primary Display List
+    33: (b'\x01\x00\x00\x03\x02\x00\x1f\x00\x01\x01*', 0x3F, 0x2B, 0x01, b'\x00\n\x03\x01\n\x03'),  # BT33 Primary Display List
     50: (9, 0x3F, 0x00, 0x01, b'\x00\x11,\x19\x17\xc8\x00(\x03'),  # BT50 Dimension Time & TOU
     51: (9, 0x3F, 0x00, 0x01, b'\x00\x11,\x19\x17\xc8\x00(\x03'),  # BT51 Actual Time & TOU
     52: (7, 0x3F, 0x00, 0x00, None),  # BT52 Clock
     53: (6, 0x3F, 0x2B, 0x01, b'\x02\x00\x00<<'),  # BT53 Time Offset
-    54: ((3, ('f', 50, 3, 1), '*', 3, ('f', 50, 4, 1), '*', '+', 3, ('f', 50, 5, 2), '*', '+', ('f', 50, 2, 1), ('b', 0, 4), 3, 4, ('f', 50, 1, 1), ('b', 1, 1), '*', '+', ('f', 50, 2, 1), ('b', 4, 4), '+', '*', '+', 4, '+'), 0x3F, 0x2B, 0x01, None),  # BT54 Calendar
+    54: (b'\x01\x00\x00\x03\x02\x002\x00\x03\x01*\x01\x00\x00\x03\x02\x002\x00\x04\x01*+\x01\x00\x00\x03\x02\x002\x00\x05\x02*+\x02\x002\x00\x02\x01\x03\x00\x04\x01\x00\x00\x03\x01\x00\x00\x04\x02\x002\x00\x01\x01\x03\x01\x01*+\x02\x002\x00\x02\x01\x03\x04\x04+*+\x01\x00\x00\x04+', 0x3F, 0x2B, 0x01, None),  # BT54 Calendar
     55: (9, 0x3F, 0x00, 0x00, None),  # BT55 Clock State
     60: (31, 0x3F, 0x00, 0x01, b'\x00\x00\x02\x00\x00\x0c (\x00`\x00\x10<(\x00`\x00\x10<(\x00`\x00\x10<(\x00`\x00\x10<'),  # BT60 Dimension Load Profile
     61: (31, 0x3F, 0x00, 0x01, b'D\x0f\x00\x00\x00\x0c \x04\x00`\x00\x02\x0f'),  # BT61 Actual Load Profile
-    62: ((('f', 61, 11, 1), 3, 4, ('f', 61, 4, 2), ('b', 6, 1), '*', '+', '*', ('f', 61, 17, 1), 3, 4, ('f', 61, 4, 2), ('b', 7, 1), '*', '+', '*', '+', ('f', 61, 23, 1), 3, 4, ('f', 61, 4, 2), ('b', 8, 1), '*', '+', '*', '+', ('f', 61, 29, 1), 3, 4, ('f', 61, 4, 2), ('b', 9, 1), '*', '+', '*', '+', 4, '+'), 0x3F, 0x00, 0x01, b'\x00\x00\x00\x00\x01\x01 '),  # BT62 Load Profile Control
+    62: (b'\x02\x00=\x00\x0b\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00=\x00\x04\x02\x03\x06\x01*+*\x02\x00=\x00\x11\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00=\x00\x04\x02\x03\x07\x01*+*+\x02\x00=\x00\x17\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00=\x00\x04\x02\x03\x08\x01*+*+\x02\x00=\x00\x1d\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00=\x00\x04\x02\x03\t\x01*+*+\x01\x00\x00\x04+', 0x3F, 0x00, 0x01, b'\x00\x00\x00\x00\x01\x01 '),  # BT62 Load Profile Control
     63: (52, 0x3F, 0x00, 0x03, None),  # BT63 Load Profile Status
-    64: ((('f', 61, 7, 2), 5, ('f', 61, 4, 2), ('b', 4, 1), ('f', 61, 11, 1), '*', 4, '*', '+', ('f', 61, 4, 2), ('b', 11, 1), ('f', 61, 9, 2), 7, '+', 8, '/', '*', '+', ('f', 61, 9, 2), ('f', 61, 4, 2), ('b', 10, 1), ('f', 61, 11, 1), 2, '/', 1, '+', '*', ('f', 61, 11, 1), 4, '*', '+', '*', '+', '*'), 0x3F, 0x00, 0x03, None),  # BT64 Load Profile Data Set 1
-    65: ((('f', 61, 13, 2), 5, ('f', 61, 4, 2), ('b', 4, 1), ('f', 61, 17, 1), '*', 4, '*', '+', ('f', 61, 4, 2), ('b', 11, 1), ('f', 61, 15, 2), 7, '+', 8, '/', '*', '+', ('f', 61, 15, 2), ('f', 61, 4, 2), ('b', 10, 1), ('f', 61, 17, 1), 2, '/', 1, '+', '*', ('f', 61, 17, 1), 4, '*', '+', '*', '+', '*'), 0x3F, 0x00, 0x03, None),  # BT65 Load Profile Data Set 2
-    66: ((('f', 61, 19, 2), 5, ('f', 61, 4, 2), ('b', 4, 1), ('f', 61, 23, 1), '*', 4, '*', '+', ('f', 61, 4, 2), ('b', 11, 1), ('f', 61, 21, 2), 7, '+', 8, '/', '*', '+', ('f', 61, 21, 2), ('f', 61, 4, 2), ('b', 10, 1), ('f', 61, 23, 1), 2, '/', 1, '+', '*', ('f', 61, 23, 1), 4, '*', '+', '*', '+', '*'), 0x3F, 0x00, 0x03, None),  # BT66 Load Profile Data Set 3
-    67: ((('f', 61, 25, 2), 5, ('f', 61, 4, 2), ('b', 4, 1), ('f', 61, 29, 1), '*', 4, '*', '+', ('f', 61, 4, 2), ('b', 11, 1), ('f', 61, 27, 2), 7, '+', 8, '/', '*', '+', ('f', 61, 27, 2), ('f', 61, 4, 2), ('b', 10, 1), ('f', 61, 29, 1), 2, '/', 1, '+', '*', ('f', 61, 29, 1), 4, '*', '+', '*', '+', '*'), 0x3F, 0x00, 0x03, None),  # BT67 Load Profile Data Set 4
+    64: (b'\x02\x00=\x00\x07\x02\x01\x00\x00\x05\x02\x00=\x00\x04\x02\x03\x04\x01\x02\x00=\x00\x0b\x01*\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00=\x00\t\x02\x01\x00\x00\x07+\x01\x00\x00\x08/*+\x02\x00=\x00\t\x02\x02\x00=\x00\x04\x02\x03\n\x01\x02\x00=\x00\x0b\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02\x00=\x00\x0b\x01\x01\x00\x00\x04*+*+*', 0x3F, 0x00, 0x03, None),  # BT64 Load Profile Data Set 1
+    65: (b'\x02\x00=\x00\r\x02\x01\x00\x00\x05\x02\x00=\x00\x04\x02\x03\x04\x01\x02\x00=\x00\x11\x01*\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00=\x00\x0f\x02\x01\x00\x00\x07+\x01\x00\x00\x08/*+\x02\x00=\x00\x0f\x02\x02\x00=\x00\x04\x02\x03\n\x01\x02\x00=\x00\x11\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02\x00=\x00\x11\x01\x01\x00\x00\x04*+*+*', 0x3F, 0x00, 0x03, None),  # BT65 Load Profile Data Set 2
+    66: (b'\x02\x00=\x00\x13\x02\x01\x00\x00\x05\x02\x00=\x00\x04\x02\x03\x04\x01\x02\x00=\x00\x17\x01*\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00=\x00\x15\x02\x01\x00\x00\x07+\x01\x00\x00\x08/*+\x02\x00=\x00\x15\x02\x02\x00=\x00\x04\x02\x03\n\x01\x02\x00=\x00\x17\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02\x00=\x00\x17\x01\x01\x00\x00\x04*+*+*', 0x3F, 0x00, 0x03, None),  # BT66 Load Profile Data Set 3
+    67: (b'\x02\x00=\x00\x19\x02\x01\x00\x00\x05\x02\x00=\x00\x04\x02\x03\x04\x01\x02\x00=\x00\x1d\x01*\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00=\x00\x1b\x02\x01\x00\x00\x07+\x01\x00\x00\x08/*+\x02\x00=\x00\x1b\x02\x02\x00=\x00\x04\x02\x03\n\x01\x02\x00=\x00\x1d\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02\x00=\x00\x1d\x01\x01\x00\x00\x04*+*+*', 0x3F, 0x00, 0x03, None),  # BT67 Load Profile Data Set 4
     70: (9, 0x3F, 0x00, 0x01, b'\x06\x08\x13\x02\x02\xc8'),  # BT70 Dimension Log
     71: (9, 0x3F, 0x00, 0x01, b'\x06\x08\x13\x02\x02d'),  # BT71 Actual Log
-    72: ((('f', 71, 1, 1), ('f', 71, 2, 1), '+'), 0x3F, 0x00, 0x01, b'\x1e\xff\xf3\xff\xff\xff\xff\x00\xfe\xff\xff\xff\xff\x7f'),  # BT72 Events Identification
-    73: ((('f', 71, 1, 1), ('f', 71, 2, 1), '+', ('f', 0, 13, 1), '+', ('f', 0, 14, 1), '+', ('f', 0, 15, 1), '+', ('f', 0, 16, 1), '+'), 0x3F, 0x2B, 0x01, b'\x1e\xff\xf3\xff\xff\xff\xff\x00\xfe\xff\xff\xff\xff\x7f\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\xfe\xff\xff\xff\xff\x07\x14 \x01'),  # BT73 History Log Control
-    74: ((11, ('f', 71, 5, 2), 12, ('f', 71, 3, 1), '+', '*', '+'), 0x3F, 0x00, 0x03, None),  # BT74 History Log Data
+    72: (b'\x02\x00G\x00\x01\x01\x02\x00G\x00\x02\x01+', 0x3F, 0x00, 0x01, b'\x1e\xff\xf3\xff\xff\xff\xff\x00\xfe\xff\xff\xff\xff\x7f'),  # BT72 Events Identification
+    73: (b'\x02\x00G\x00\x01\x01\x02\x00G\x00\x02\x01+\x02\x00\x00\x00\r\x01+\x02\x00\x00\x00\x0e\x01+\x02\x00\x00\x00\x0f\x01+\x02\x00\x00\x00\x10\x01+', 0x3F, 0x2B, 0x01, b'\x1e\xff\xf3\xff\xff\xff\xff\x00\xfe\xff\xff\xff\xff\x7f\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\xfe\xff\xff\xff\xff\x07\x14 \x01'),  # BT73 History Log Control
+    74: (b'\x01\x00\x00\x0b\x02\x00G\x00\x05\x02\x01\x00\x00\x0c\x02\x00G\x00\x03\x01+*+', 0x3F, 0x00, 0x03, None),  # BT74 History Log Data
     2049: (8, 0x3F, 0x2B, 0x01, None),  # ET01 Pulse Output Options
     2050: (8, 0x3B, 0x29, 0x01, None),  # ET02 RTC Calibration / Battery Information
     2051: (143, 0xFF, 0x29, 0x01, None),  # ET03 Utility Information
@@ -61,64 +61,64 @@ TABLES = {
     2053: (10, 0x3F, 0x2B, 0x01, None),  # ET05 Control Output Settings
     2054: (16, 0x3F, 0x2B, 0x01, None),  # ET06 Pulse Inputs
     2055: (16, 0x3F, 0x2B, 0x01, None),  # ET07 LCD Display Configuration
-    2056: ((2, ('f', 2059, 18, 1), '*'), 0x3F, 0x2B, 0x01, None),  # ET08 Group Configuration
-    2057: ((6, ('f', 2052, 53, 1), 18, '*', '+'), 0x3F, 0x2B, 0x01, None),  # ET09 Power Quality
+    2056: (b'\x01\x00\x00\x02\x02\x08\x0b\x00\x12\x01*', 0x3F, 0x2B, 0x01, None),  # ET08 Group Configuration
+    2057: (b'\x01\x00\x00\x06\x02\x08\x04\x005\x01\x01\x00\x00\x12*+', 0x3F, 0x2B, 0x01, None),  # ET09 Power Quality
     2058: (64, 0x3F, 0x00, 0x01, None),  # ET10 Power Outage Records (with ET09) (?)
     2059: (91, 0x3F, 0x00, 0x01, b'\x05B$\x05\x06\x05\x02\x80\x03\xf9\x06\x19\x10\x16\x03\x04\x11\x11\n\nA\x0c\x04\n\n\x10P\n\x05\x01\x01\x03\x06\x07\x02\x00\xe2\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x082\x00\x00\x00\x00\x00\x00\x00\x00\x00\x05'),  # ET11 MFG Dimension
-    2060: ((4, ('f', 2052, 55, 1), '*'), 0x3F, 0x00, 0x03, None),  # ET12 Total Energy Registers (daily consumption) (?)
-    2061: ((('f', 2059, 0, 1), ('f', 2059, 1, 1), '*'), 0x3F, 0x2B, 0x01, None),  # ET13 M-Bus/MEP Device Configuration
-    2062: ((('f', 2059, 0, 1), ('f', 2059, 2, 1), '*'), 0x3F, 0x00, 0x01, None),  # ET14 M-Bus/MEP Device Status
-    2063: ((('f', 2059, 3, 1), ('f', 2059, 4, 1), '*'), 0x3F, 0x00, 0x01, None),  # ET15 M-Bus/MEP On-demand Requests
-    2064: ((('f', 2059, 0, 1), ('f', 2059, 5, 2), '*'), 0x3F, 0x00, 0x03, None),  # ET16 M-Bus/MEP Device Data
-    2065: ((('f', 2059, 36, 2),), 0x39, 0x00, 0x01, None),  # ET17 Download Verification Bitmap
-    2066: ((('f', 71, 1, 1), ('f', 71, 2, 1), '+'), 0x3F, 0x2B, 0x01, b'\x02\x00\x00\x00\xe0\x9f\x01\x00\x90 \x10!d'),  # ET18 Critical Event Configuration
-    2067: ((('f', 2059, 14, 1), ('f', 2059, 16, 1), '*'), 0x3F, 0x00, 0x01, None),  # ET19 Meter One-time-read Request Queue
-    2068: ((('f', 2059, 15, 1), ('f', 2059, 17, 1), '*'), 0x3F, 0x00, 0x01, None),  # ET20 M-Bus One-time-read Request Queue
+    2060: (b'\x01\x00\x00\x04\x02\x08\x04\x007\x01*', 0x3F, 0x00, 0x03, None),  # ET12 Total Energy Registers (daily consumption) (?)
+    2061: (b'\x02\x08\x0b\x00\x00\x01\x02\x08\x0b\x00\x01\x01*', 0x3F, 0x2B, 0x01, None),  # ET13 M-Bus/MEP Device Configuration
+    2062: (b'\x02\x08\x0b\x00\x00\x01\x02\x08\x0b\x00\x02\x01*', 0x3F, 0x00, 0x01, None),  # ET14 M-Bus/MEP Device Status
+    2063: (b'\x02\x08\x0b\x00\x03\x01\x02\x08\x0b\x00\x04\x01*', 0x3F, 0x00, 0x01, None),  # ET15 M-Bus/MEP On-demand Requests
+    2064: (b'\x02\x08\x0b\x00\x00\x01\x02\x08\x0b\x00\x05\x02*', 0x3F, 0x00, 0x03, None),  # ET16 M-Bus/MEP Device Data
+    2065: (b'\x02\x08\x0b\x00$\x02', 0x39, 0x00, 0x01, None),  # ET17 Download Verification Bitmap
+    2066: (b'\x02\x00G\x00\x01\x01\x02\x00G\x00\x02\x01+', 0x3F, 0x2B, 0x01, b'\x02\x00\x00\x00\xe0\x9f\x01\x00\x90 \x10!d'),  # ET18 Critical Event Configuration
+    2067: (b'\x02\x08\x0b\x00\x0e\x01\x02\x08\x0b\x00\x10\x01*', 0x3F, 0x00, 0x01, None),  # ET19 Meter One-time-read Request Queue
+    2068: (b'\x02\x08\x0b\x00\x0f\x01\x02\x08\x0b\x00\x11\x01*', 0x3F, 0x00, 0x01, None),  # ET20 M-Bus One-time-read Request Queue
     2069: (524, 0x3B, 0x00, 0x00, None),  # ET21 Load Profile Internal Configuration
-    2070: ((('f', 2059, 21, 1),), 0x3F, 0x00, 0x01, None),  # ET22 Alarm Table
+    2070: (b'\x02\x08\x0b\x00\x15\x01', 0x3F, 0x00, 0x01, None),  # ET22 Alarm Table
     2071: (99, 0x3F, 0x00, 0x01, None),  # ET23 Miscellaneous Information
     2072: (28, 0x3F, 0x00, 0x01, None),  # ET24 Prepayment Credit
     2073: (64, 0x3F, 0x00, 0x01, None),  # ET25 Diagnostic Counters
     2074: (313, 0x3F, 0x00, 0x03, None),  # ET26 Daily Consumption Log
-    2075: ((('f', 2059, 28, 2),), 0x3F, 0x6B, 0x01, None),  # ET27 Transaction Request
-    2076: ((('f', 2059, 30, 2),), 0x3F, 0x00, 0x00, None),  # ET28 Transaction Response
+    2075: (b'\x02\x08\x0b\x00\x1c\x02', 0x3F, 0x6B, 0x01, None),  # ET27 Transaction Request
+    2076: (b'\x02\x08\x0b\x00\x1e\x02', 0x3F, 0x00, 0x00, None),  # ET28 Transaction Response
     2077: (16, 0x3F, 0x00, 0x01, None),  # ET29 Hardware Configuration
     2078: (21, 0x3F, 0x2B, 0x01, None),  # ET30 Maximum Power or Current Level Control
     2079: (64, 0x3F, 0x00, 0x03, None),  # ET31 Meter One-time-read Log
     2080: (64, 0x3F, 0x00, 0x03, None),  # ET32 MEP Shared Log
-    2082: ((('f', 2059, 0, 1), ('f', 2059, 13, 1), '*'), 0x3F, 0x2B, 0x01, None),  # ET34 Additional M-Bus/MEP Device Configuration
+    2082: (b'\x02\x08\x0b\x00\x00\x01\x02\x08\x0b\x00\r\x01*', 0x3F, 0x2B, 0x01, None),  # ET34 Additional M-Bus/MEP Device Configuration
     2084: (16, 0x3F, 0x00, 0x01, None),  # ET36 Extended Table Actual Dimensions
     2086: (35, 0x3F, 0x00, 0x01, None),  # ET38 ET36 Companion List (name not found)
     2088: (4, 0x3F, 0x2B, 0x01, b'\x0f\x01'),  # ET40 Demand Configuration
-    2089: ((3, 12, 6, 4, ('f', 21, 4, 1), '*', '+', '*', '+'), 0x3F, 0x00, 0x03, None),  # ET41 Historical Demand Reset Log
+    2089: (b'\x01\x00\x00\x03\x01\x00\x00\x0c\x01\x00\x00\x06\x01\x00\x00\x04\x02\x00\x15\x00\x04\x01*+*+', 0x3F, 0x00, 0x03, None),  # ET41 Historical Demand Reset Log
     2090: (64, 0x3F, 0x00, 0x00, None),  # ET42 Interface Definition
     2093: (128, 0x3F, 0x00, 0x03, None),  # ET45 MEP Recurring Read Log
     2094: (25, 0x3F, 0x00, 0x01, None),  # ET46 Control Output Read-Only Data
     2095: (16, 0x3F, 0x2B, 0x01, None),  # ET47 Calendar Override Settings
-    2096: ((('f', 2059, 23, 1), 10, '*'), 0x3F, 0x00, 0x03, None),  # ET48 Critical Event Records (identity uncertain)
+    2096: (b'\x02\x08\x0b\x00\x17\x01\x01\x00\x00\n*', 0x3F, 0x00, 0x03, None),  # ET48 Critical Event Records (identity uncertain)
     2098: (64, 0x3F, 0x3B, 0x01, None),  # ET50 MEP Inbound Data Space
-    2099: ((10, ('f', 2059, 34, 1), '*'), 0x3F, 0x3B, 0x01, b'\x02<\x00\x1eX\x02,\x01\x00\x00\x02<\x00\x1eX\x02,\x01'),  # ET51 MEP Device Configuration
-    2100: ((('f', 2059, 7, 2),), 0x3F, 0x3B, 0x01, None),  # ET52 MEP Transaction Request
-    2101: ((('f', 2059, 9, 2),), 0x3F, 0x00, 0x00, None),  # ET53 MEP Transaction Response
+    2099: (b'\x01\x00\x00\n\x02\x08\x0b\x00"\x01*', 0x3F, 0x3B, 0x01, b'\x02<\x00\x1eX\x02,\x01\x00\x00\x02<\x00\x1eX\x02,\x01'),  # ET51 MEP Device Configuration
+    2100: (b'\x02\x08\x0b\x00\x07\x02', 0x3F, 0x3B, 0x01, None),  # ET52 MEP Transaction Request
+    2101: (b'\x02\x08\x0b\x00\t\x02', 0x3F, 0x00, 0x00, None),  # ET53 MEP Transaction Response
     2102: (32, 0x3F, 0x00, 0x01, None),  # ET54 Meter Status
     2103: (128, 0x3F, 0x2B, 0x01, None),  # ET55 Meter Configuration
-    2105: ((4, ('f', 2059, 25, 1), '*'), 0x3F, 0x2B, 0x01, None),  # ET57 M-Bus Data Type Table
-    2106: ((8, ('f', 2059, 0, 1), '*'), 0x3F, 0x00, 0x01, None),  # ET58 M-Bus/MEP Status Extension
-    2107: ((4, ('f', 0, 10, 1), '+'), 0x3F, 0x00, 0x00, None),  # ET59 MEP Procedure Response
-    2109: ((5, ('f', 2059, 26, 1), '*'), 0x3F, 0x2B, 0x01, None),  # ET61 Time-Based Relay Control Calendar
+    2105: (b'\x01\x00\x00\x04\x02\x08\x0b\x00\x19\x01*', 0x3F, 0x2B, 0x01, None),  # ET57 M-Bus Data Type Table
+    2106: (b'\x01\x00\x00\x08\x02\x08\x0b\x00\x00\x01*', 0x3F, 0x00, 0x01, None),  # ET58 M-Bus/MEP Status Extension
+    2107: (b'\x01\x00\x00\x04\x02\x00\x00\x00\n\x01+', 0x3F, 0x00, 0x00, None),  # ET59 MEP Procedure Response
+    2109: (b'\x01\x00\x00\x05\x02\x08\x0b\x00\x1a\x01*', 0x3F, 0x2B, 0x01, None),  # ET61 Time-Based Relay Control Calendar
     2110: (16, 0x3F, 0x2B, 0x01, None),  # ET62 Load Profile Display Configuration
     2114: (52, 0x3F, 0x00, 0x01, None),  # ET66 Load-Profile Source-ID Mapping
     2115: (52, 0x3F, 0x2B, 0x01, None),  # ET67 Display Source-ID Mapping
     2118: (143, 0x3F, 0x00, 0x00, None),  # ET70 RAM-Only Status
-    2119: ((5, ('f', 2059, 27, 1), '*'), 0x3F, 0x2B, 0x01, None),  # ET71 Delta Data Alerts
+    2119: (b'\x01\x00\x00\x05\x02\x08\x0b\x00\x1b\x01*', 0x3F, 0x2B, 0x01, None),  # ET71 Delta Data Alerts
     2122: (128, 0x3F, 0x00, 0x03, None),  # ET74 MEP Recurring Read Extended Log
     2123: (64, 0x3F, 0x00, 0x01, None),  # ET75 Primary Load Profile Channel Change Log
     2124: (8, 0x3F, 0x2B, 0x01, None),  # ET76 Externally Configurable Hardware Options
-    2125: ((3, ('f', 2059, 79, 1), '*'), 0x3F, 0x2B, 0x01, None),  # ET77 Secondary Display List
-    2127: ((11, ('f', 2059, 80, 2), 12, ('f', 71, 3, 1), '+', '*', '+'), 0x3F, 0x00, 0x03, None),  # ET79 History Log Data (alternate)
+    2125: (b'\x01\x00\x00\x03\x02\x08\x0b\x00O\x01*', 0x3F, 0x2B, 0x01, None),  # ET77 Secondary Display List
+    2127: (b'\x01\x00\x00\x0b\x02\x08\x0b\x00P\x02\x01\x00\x00\x0c\x02\x00G\x00\x03\x01+*+', 0x3F, 0x00, 0x03, None),  # ET79 History Log Data (alternate)
     2128: (8, 0x3F, 0x2B, 0x01, None),  # ET80 Average Power Settings
-    2129: ((3, 12, ('f', 2052, 53, 1), '*', '+'), 0x3F, 0x00, 0x03, None),  # ET81 Power Outage Log
-    2133: ((4, ('f', 0, 10, 1), '+'), 0x3F, 0x00, 0x00, None),  # ET85 MEP Procedure Response (MEP2)
+    2129: (b'\x01\x00\x00\x03\x01\x00\x00\x0c\x02\x08\x04\x005\x01*+', 0x3F, 0x00, 0x03, None),  # ET81 Power Outage Log
+    2133: (b'\x01\x00\x00\x04\x02\x00\x00\x00\n\x01+', 0x3F, 0x00, 0x00, None),  # ET85 MEP Procedure Response (MEP2)
     2137: (16, 0x3F, 0x00, 0x01, None),  # ET89 Meter LN Status
     2138: (16, 0x3F, 0x00, 0x01, None),  # ET90 Dimension LN
     2145: (16, 0x3F, 0x2B, 0x01, None),  # ET97 Meter Configuration LN

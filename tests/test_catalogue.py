@@ -126,22 +126,8 @@ def test_firmware_module_is_import_free():
 
 
 def _rpn(expr, dims):
-    if isinstance(expr, int):
-        return expr
-    stack = []
-    for op in expr:
-        if isinstance(op, int):
-            stack.append(op)
-        elif isinstance(op, tuple) and op[0] == "f":
-            stack.append(dims(op[1], op[2], op[3]))
-        elif isinstance(op, tuple):
-            stack.append((stack.pop() >> op[1]) & ((1 << op[2]) - 1))
-        else:
-            b, a = stack.pop(), stack.pop()
-            stack.append({"+": a + b, "-": a - b, "*": a * b, "/": a // b if b else 0,
-                          "max": max(a, b)}[op])
-    assert len(stack) == 1
-    return stack[0]
+    from osgp_meter.catalogue import eval_size
+    return eval_size(expr, dims)
 
 
 def test_firmware_form_agrees_with_json():
@@ -161,7 +147,8 @@ def test_firmware_form_agrees_with_json():
 
 
 def test_bt74_size_rpn():
-    assert catalogue_data.TABLES[74][0] == (11, ("f", 71, 5, 2), 12, ("f", 71, 3, 1), "+", "*", "+")
+    # 11 + BT71.5:2 * (12 + BT71.3), byte-coded
+    assert catalogue_data.TABLES[74][0] == bytes.fromhex("0100000b" "020047000502" "0100000c" "020047000301" "2b2a2b")
 
 
 # --- sizes ------------------------------------------------------------------------

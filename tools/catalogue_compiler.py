@@ -827,9 +827,27 @@ def _fields_json(fields):
     return out
 
 
+def rpn_bytes(node):
+    """The firmware's byte-coded RPN (one bytes object, not a tuple of tuples:
+    a tenth of the heap on a board). See meter/catalogue.py eval_size."""
+    out = bytearray()
+    for op in to_rpn(node):
+        if isinstance(op, int):
+            if not 0 <= op < 1 << 24:
+                raise CatalogueError("constant %d does not fit the firmware form" % op)
+            out += bytes((0x01,)) + op.to_bytes(3, "big")
+        elif isinstance(op, str):
+            out += {"+": b"+", "-": b"-", "*": b"*", "/": b"/", "max": b"M"}[op]
+        elif op[0] == "f":
+            out += bytes((0x02,)) + op[1].to_bytes(2, "big") + op[2].to_bytes(2, "big") + bytes((op[3],))
+        else:
+            out += bytes((0x03, op[1], op[2]))
+    return bytes(out)
+
+
 def _firmware_size(node):
     c = const(node)
-    return repr(c) if c is not None else repr(tuple(to_rpn(node)))
+    return repr(c) if c is not None else repr(rpn_bytes(node))
 
 
 def render_firmware(b, digest):
@@ -842,10 +860,10 @@ def render_firmware(b, digest):
         "#   0x04 outside the seed inventory.",
         "# Procedure flags: 0x01 in the seed inventory, 0x02 extended (EP).",
         "# Event flags: 0x01 critical, 0x02 extended.",
-        "# size: an int, or a tuple in Reverse Polish Notation: an int pushes itself;",
-        "#   (\"f\", table_id, offset, nbytes) pushes that unsigned little-endian field;",
-        "#   (\"b\", lo, width) pops x and pushes (x >> lo) & ((1 << width) - 1);",
-        "#   \"+\" \"-\" \"*\" \"/\" (floor) \"max\" pop b, pop a and push a op b.",
+        "# size: an int, or bytes holding Reverse Polish Notation: 01 c(3, MSB) pushes c;",
+        "#   02 table(2) offset(2) nbytes pushes that unsigned little-endian field;",
+        "#   03 lo width pops x and pushes (x >> lo) & ((1 << width) - 1);",
+        "#   '+' '-' '*' '/' (floor) 'M' (max) pop b, pop a and push a op b.",
         "# default: the initial contents (zero-filled to the size), or None for all zeros.",
         "SOURCE_DIGEST = \"%s\"" % digest,
         "# table_id: (size, read_mask, write_mask, flags, default)",

@@ -8,13 +8,13 @@ BT00 = bytes(10) + bytes((12,)) + bytes(6) + bytes((2,)) + bytes(1)
 
 TABLES = {
     0: (20, A.ALL, 0, 0x01, BT00),
-    3: ((4, ("f", 0, 17, 1), "+"), A.ALL_KEYS, 0, 0x00, None),
+    3: (bytes.fromhex("01000004" "020000001101" "2b"), A.ALL_KEYS, 0, 0x00, None),
     7: (258, 0, A.ALL_KEYS, 0x00, None),
     8: (16, A.ALL_KEYS, 0, 0x00, None),
     # BT21-style dimension: entries at offset 0 (UINT8), entry size at 1 (UINT16)
     21: (3, A.ALL, FULL, 0x01, bytes((4, 10, 0))),
-    # a table whose size follows BT21: 2 + entries * entry size
-    30: ((2, ("f", 21, 0, 1), ("f", 21, 1, 2), "*", "+"), A.ALL_KEYS, FULL, 0x02, None),
+    # a table whose size follows BT21: 2 + entries * entry size (byte-coded RPN)
+    30: (bytes.fromhex("01000002" "020015000001" "020015000102" "2a2b"), A.ALL_KEYS, FULL, 0x02, None),
     # writable by the full keys and PK, readable by every key but RK
     40: (8, A.ALL_KEYS & ~A.ROLE_RK, FULL | A.ROLE_PK, 0x01, bytes((1, 2, 3))),
     23: (64, A.ALL_KEYS, 0, 0x02, None),
