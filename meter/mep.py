@@ -49,7 +49,7 @@ class MepServer:
     __slots__ = (
         "execute", "keys", "roles", "seq", "secure", "baud", "on_seq",
         "_buf", "_last_byte", "_last_req", "_last_sig", "_last_answer",
-        "_queue", "alert", "_alert_at", "stats",
+        "_queue", "alert", "_alert_at", "stats", "_hint",
     )
 
     def __init__(self, execute, keys, roles, seq=0, secure=True, baud=9600, on_seq=None):
@@ -71,6 +71,7 @@ class MepServer:
         self.alert = False
         self._alert_at = None
         self.stats = [0, 0, 0, 0]     # answered, bad digest, bad sequence, dropped
+        self._hint = None             # (role, encrypted) of the last verified request
 
     # -- the driver's side ---------------------------------------------------
     def feed(self, data, now):
@@ -141,6 +142,23 @@ class MepServer:
         self._queue = q
         return data[:SEGMENT]
 
+    def _verify(self, msg, digest, role, encrypted):
+        """(role, digest stream, RC4 state or None, plaintext) if the digest
+        verifies under this key and mode, else None."""
+        keys = self.keys
+        d = keys.digest(role)
+        if d is None:
+            return None
+        rc4 = None
+        plain = msg
+        if encrypted:
+            rc4 = cipher.mep_cipher(keys.mep_base(role), digest)
+            plain = rc4.crypt(msg)
+        st = d.start(plain)
+        if st.finish_copy() != digest:
+            return None
+        return (role, st, rc4, plain)
+
     def _request(self, body, now):
         last = self._last_req
         if last is not None and now - last < MIN_REQUEST_GAP_MS:
@@ -159,32 +177,28 @@ class MepServer:
             return self._last_answer
         msg = body[:-8]
         digest = body[-8:]
-        keys = self.keys
         found = None
-        for role in self.roles:
-            d = keys.digest(role)
-            if d is None:
-                continue
-            st = d.start(msg)
-            if st.finish_copy() == digest:
-                found = (role, st, None, msg)
-                break
+        # Try the key and mode that verified last time first: a client keeps
+        # to one of them, so a request usually costs one digest check.
+        hint = self._hint
+        if hint is not None:
+            found = self._verify(msg, digest, hint[0], hint[1])
         if found is None:
-            for role in self.roles:
-                d = keys.digest(role)
-                if d is None:
-                    continue
-                rc4 = cipher.mep_cipher(keys.mep_base(role), digest)
-                plain = rc4.crypt(msg)
-                st = d.start(plain)
-                if st.finish_copy() == digest:
-                    found = (role, st, rc4, plain)
+            for encrypted in (False, True):
+                for role in self.roles:
+                    if hint is not None and hint[0] == role and hint[1] == encrypted:
+                        continue
+                    found = self._verify(msg, digest, role, encrypted)
+                    if found is not None:
+                        break
+                if found is not None:
                     break
         self._last_req = now
         if found is None:
             self.stats[1] += 1
             return b"\x0b" + _ZERO_DIGEST
         role, st, rc4, plain = found
+        self._hint = (role, rc4 is not None)
         n = len(plain)
         seq = (plain[n - 4] << 24) | (plain[n - 3] << 16) | (plain[n - 2] << 8) | plain[n - 1]
         ahead = (seq - self.seq) & 0xFFFFFFFF

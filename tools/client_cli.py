@@ -4,6 +4,7 @@ catalogue's named fields (and the raw bytes in hex)."""
 import sys
 
 from . import catalogue
+from . import crypto_backend
 from . import ports
 from . import profile as profiles
 
@@ -60,6 +61,7 @@ def _optical_client(args):
 
 
 def run(args, out=sys.stdout):
+    crypto_backend.install()
     optical = args.command == "optical"
     client = _optical_client(args) if optical else _mep_client(args)
     try:

@@ -13,6 +13,7 @@ import time
 from osgp_meter import c1218
 from osgp_meter.firmware import Firmware
 
+from . import crypto_backend
 from . import ports
 from . import profile as profiles
 from . import state as states
@@ -34,6 +35,7 @@ def _raise_stop(signum, frame):
 
 
 def build(profile_path=None, state_dir=None):
+    crypto_backend.install()          # RC4 through `cryptography` on the host
     config = profiles.load_config(profile_path)
     fw = Firmware(config, now_ms())
     if state_dir:
