@@ -11,6 +11,8 @@ from . import clock
 BT52 = 52
 BT53 = 53
 BT55 = 55
+ET04 = 2048 + 4
+ET04_IDT = 116       # IDT version UINT8 [MEP ET04]
 
 
 class PortLimits:
@@ -36,7 +38,7 @@ PLC_LIMITS = PortLimits("plc", 84, 75, 0xFFFE)
 
 
 class Meter:
-    __slots__ = ("store", "procs", "clock_offset", "last_psn", "on_save")
+    __slots__ = ("store", "procs", "clock_offset", "last_psn", "on_save", "on_idt")
 
     def __init__(self, store, procs, clock_offset=0):
         self.store = store
@@ -44,6 +46,7 @@ class Meter:
         self.clock_offset = clock_offset    # ms added to the driver's `now`
         self.last_psn = 255                 # so the first PSN may be anything but 255
         self.on_save = None                 # host hook for BP02 "save configuration"
+        self.on_idt = None                  # called when the IDT version changes
 
     # -- the one entry point of every port -----------------------------------
     def execute(self, request, role, limits, now):
@@ -58,8 +61,22 @@ class Meter:
     def write_table(self, tid, offset, data, role, limits, now):
         if tid == procedures.BT07:
             return procedures.initiate(self, offset, data, role, now)
+        if tid == ET04 and offset <= ET04_IDT < offset + len(data):
+            old = self.store.field(ET04, ET04_IDT, 1)
+            self.store.write(tid, offset, data)
+            if self.store.field(ET04, ET04_IDT, 1) != old and self.on_idt is not None:
+                self.on_idt()
+            return services.R_OK
         self.store.write(tid, offset, data)
         return services.R_OK
+
+    def bump_idt(self):
+        """A change of the interface definition (dimensions, LP layout ...):
+        step the IDT version, ET04.116, and tell the ports [MEP p.55]."""
+        v = self.store.field(ET04, ET04_IDT, 1)
+        self.store.set_field(ET04, ET04_IDT, 1, (v + 1) & 0xFF)
+        if self.on_idt is not None:
+            self.on_idt()
 
     # -- clock ---------------------------------------------------------------
     def utc(self, now):

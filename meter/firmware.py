@@ -40,6 +40,7 @@ class Firmware:
         self.mep = MepServer(meter.executor(MEP_LIMITS), keys, MEP_ROLES, seq,
                              config.get("mep_secure", True), config.get("mep_baud", 9600),
                              self._mep_seq_changed)
+        meter.on_idt = self.mep.idt_changed
         optical_limits = PortLimits("optical", config.get("optical_max_read", 4096),
                                     config.get("optical_max_write", 4096), 0xFFFF)
         self.optical = OpticalSession(meter.executor(optical_limits), keys.optical_passwords())

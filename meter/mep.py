@@ -127,6 +127,14 @@ class MepServer:
             return self._alert_at if self._alert_at is not None else 0
         return None
 
+    def idt_changed(self):
+        """The IDT version changed: add 25 to the sequence number, so clients
+        get 0x0C, re-synchronise and re-read the dimensions [MEP p.55]."""
+        self.seq = (self.seq + 25) & 0xFFFFFFFF
+        self._last_sig = None
+        if self.on_seq is not None:
+            self.on_seq(self.seq)
+
     # -- internals -------------------------------------------------------------
     def _send(self, answer, now):
         data = frame(answer)

@@ -122,3 +122,33 @@ def test_state_directory_survives_a_restart(served, tmp_path):
     s = served("", "--state", state)
     rc, out, err = cli("mep", "--port", s.ports["mep"], "read", "ET03", "--offset", "0", "--count", "3", "--raw")
     assert rc == 0 and "41 42 43" in out, (out, err)
+
+
+def test_serve_on_a_pyserial_url(tmp_path):
+    # --mep socket://host:port: the meter connects to a TCP server that
+    # stands in for the expansion device.
+    import socket
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    port = lsock.getsockname()[1]
+    profile = tmp_path / "p.toml"
+    profile.write_text("[mep]\nsequence = 0x77635B90\n")
+    proc = subprocess.Popen([sys.executable, "-m", "osgp_host.cli", "serve", "--profile", str(profile),
+                             "--mep", "socket://127.0.0.1:%d" % port, "--optical", "pty"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "mep: socket://127.0.0.1:%d\n" % port
+        lsock.settimeout(10)
+        conn, _ = lsock.accept()
+        conn.settimeout(5)
+        conn.sendall(bytes.fromhex("00 14 3F 00 17 00 00 00 00 2C 01 02 03 04 74 86 1F 6D 76 58 DD 56"))
+        got = b""
+        while len(got) < 15:
+            got += conn.recv(64)
+        assert got == bytes.fromhex("00 0D 0C 77 63 5B 90 35 86 3C 1D F5 B9 14 82")
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        lsock.close()

@@ -37,6 +37,11 @@ class PtyPort:
                 continue
             view = view[n:]
 
+    closed = False     # a pty master stays open as long as we hold the slave
+
+    def reopen(self):
+        return True
+
     def set_baudrate(self, baud):
         pass   # a pty has no line speed
 
@@ -49,30 +54,78 @@ class PtyPort:
 
 
 class SerialPort:
-    """A pyserial port opened from a device path or URL."""
+    """A pyserial port opened from a device path or URL.
+
+    When the other end goes away (a socket:// peer closes, a USB adapter is
+    pulled) the port closes itself and `reopen()` tries again later, so a
+    meter keeps serving across reconnects.
+    """
 
     def __init__(self, spec, baudrate):
-        self.ser = serial.serial_for_url(spec, baudrate=baudrate, timeout=0)
+        self.spec = spec
+        self.baudrate = baudrate
         self.name = spec
+        self.ser = None
+        self.reopen()
+        if self.ser is None:
+            raise OSError("cannot open %s: %s" % (spec, self.error))
+
+    def reopen(self):
+        try:
+            self.ser = serial.serial_for_url(self.spec, baudrate=self.baudrate, timeout=0)
+            self.error = None
+        except (serial.SerialException, OSError, ValueError) as exc:
+            self.ser = None
+            self.error = exc
+        return self.ser is not None
+
+    @property
+    def closed(self):
+        return self.ser is None
 
     def fileno(self):
+        if self.ser is None:
+            return None
         try:
             return self.ser.fileno()
         except (AttributeError, NotImplementedError, serial.SerialException):
             return None
 
+    def _lost(self, exc):
+        self.error = exc
+        try:
+            self.ser.close()
+        except Exception:
+            pass
+        self.ser = None
+
     def read(self):
-        n = self.ser.in_waiting
-        return self.ser.read(n or 1)
+        if self.ser is None:
+            return b""
+        try:
+            n = self.ser.in_waiting
+            return self.ser.read(n or 1)
+        except (serial.SerialException, OSError) as exc:
+            self._lost(exc)
+            return b""
 
     def write(self, data):
-        self.ser.write(data)
+        if self.ser is None:
+            return
+        try:
+            self.ser.write(data)
+        except (serial.SerialException, OSError) as exc:
+            self._lost(exc)
 
     def set_baudrate(self, baud):
-        self.ser.baudrate = baud
+        self.baudrate = baud
+        if self.ser is not None:
+            self.ser.baudrate = baud
 
     def close(self):
-        self.ser.close()
+        if self.ser is not None:
+            self.ser.close()
+            self.ser = None
 
 
 def open_port(spec, baudrate=9600):

@@ -20,17 +20,23 @@ from . import state as states
 
 SAVE_EVERY_S = 1.0
 IDLE_POLL_S = 0.02     # for ports that cannot be select()ed (some URLs)
+REOPEN_EVERY_S = 1.0   # a lost serial port or socket is retried this often
 
 
 def now_ms():
     return time.time_ns() // 1_000_000
 
 
-class _Stop(Exception):
-    pass
+class _Stop(BaseException):
+    """SIGTERM. A BaseException, like KeyboardInterrupt, so library code
+    that catches Exception (pyserial's socket opener does) cannot swallow it."""
+
+
+_stopping = []
 
 
 def _raise_stop(signum, frame):
+    _stopping.append(signum)
     raise _Stop()
 
 
@@ -55,27 +61,44 @@ def serve(mep_spec="pty", optical_spec="pty", profile_path=None, state_dir=None,
         p = ports.open_port(optical_spec, config["optical_baud"])
         endpoints.append((p, fw.optical))
         print("optical: %s" % p.name, file=out, flush=True)
+    del _stopping[:]
     old_term = signal.signal(signal.SIGTERM, _raise_stop)
     last_save = time.monotonic()
+    retry_at = 0.0
     dirty = False
     try:
-        while True:
+        while not _stopping:
             now = now_ms()
             timeout = 1.0
             selectable = []
             for port, session in endpoints:
+                if port.closed and time.monotonic() >= retry_at:
+                    if port.reopen():
+                        print("%s: reconnected" % port.name, file=sys.stderr, flush=True)
+                    else:
+                        retry_at = time.monotonic() + REOPEN_EVERY_S
+            for port, session in endpoints:
                 d = session.deadline
                 if d is not None:
                     timeout = min(timeout, max(0.0, (d - now) / 1000.0))
-                if port.fileno() is None:
+                if port.closed:
+                    timeout = min(timeout, REOPEN_EVERY_S)
+                elif port.fileno() is None:
                     timeout = min(timeout, IDLE_POLL_S)
                 else:
                     selectable.append(port)
             ready = select.select(selectable, [], [], timeout)[0] if selectable else time.sleep(timeout) or []
             now = now_ms()
             for port, session in endpoints:
+                if port.closed:
+                    continue
                 if port in ready or port.fileno() is None:
                     data = port.read()
+                    if port.closed:
+                        print("%s: connection lost (%s); retrying" % (port.name, port.error),
+                              file=sys.stderr, flush=True)
+                        retry_at = time.monotonic() + REOPEN_EVERY_S
+                        continue
                     if data:
                         answer = session.feed(data, now)
                         if answer:

@@ -187,3 +187,16 @@ def test_unsecured_test_mode():
     m = minicat.meter()
     s = MepServer(m.executor(MEP_LIMITS), KeyRing(), (A.ROLE_MAK,), secure=False)
     assert s.feed(h("00 03 30 00 28"), T0) == h("00 0B 00 00 08 01 02 03 00 00 00 00 00")
+
+
+def test_idt_version_change_moves_the_sequence_number_by_25():
+    # [MEP p.55]: clients must re-synchronise and re-read the dimensions.
+    s, m = server(500)
+    m.on_idt = s.idt_changed
+    frame, st, _ = request(501, "4F 08 04 00 00 74 00 01 07")   # ET04.116 := 7
+    assert answer(s.feed(frame, T0), st) == b"\x00"
+    assert s.seq == 526
+    frame, st, _ = request(502, "30 00 28")
+    assert answer(s.feed(frame, T0 + 200), st) == h("0C 00 00 02 0E")
+    m.bump_idt()
+    assert s.seq == 551 and m.store.read(2048 + 4, 116, 1) == b"\x08"
