@@ -38,7 +38,8 @@ PLC_LIMITS = PortLimits("plc", 84, 75, 0xFFFE)
 
 
 class Meter:
-    __slots__ = ("store", "procs", "clock_offset", "last_psn", "on_save", "on_idt")
+    __slots__ = ("store", "procs", "clock_offset", "last_psn", "on_save", "on_idt",
+                 "t", "user", "powered", "subsystems", "metrology", "tou", "lp", "supply")
 
     def __init__(self, store, procs, clock_offset=0):
         self.store = store
@@ -47,16 +48,68 @@ class Meter:
         self.last_psn = 255                 # so the first PSN may be anything but 255
         self.on_save = None                 # host hook for BP02 "save configuration"
         self.on_idt = None                  # called when the IDT version changes
+        self.t = None                       # meter UTC seconds, as of the last advance
+        self.user = 0xFFFF                  # user ID of the request being served [OPT BT74]
+        self.powered = True
+        # Time-based subsystems, in the order they run when due at the same
+        # second (see docs/time-model.md). Empty: a meter without metrology.
+        self.subsystems = ()
+        self.metrology = None
+        self.tou = None
+        self.lp = None
+        self.supply = None
 
     # -- the one entry point of every port -----------------------------------
     def execute(self, request, role, limits, now):
+        if self.subsystems:
+            self.advance(now)
+        self.user = limits.user_id
         return services.execute(request, role, limits, self, now)
 
     def executor(self, limits):
         """`execute` bound to one port, as the optical session expects it."""
         def run(request, role, now):
-            return services.execute(request, role, limits, self, now)
+            return self.execute(request, role, limits, now)
         return run
+
+    # -- simulated time ------------------------------------------------------
+    def advance(self, now):
+        """Run every subsystem that is due up to `now` (driver ms), in time
+        order, each at its own due second. Returns the driver time (ms) at
+        which the next one is due, or None: the driver wakes the meter then."""
+        t = (now + self.clock_offset) // 1000
+        subs = self.subsystems
+        nxt = None
+        while subs:
+            nxt = None
+            first = None
+            for s in subs:
+                d = s.due(self)
+                if d is not None and (nxt is None or d < nxt):
+                    nxt = d
+                    first = s
+            if nxt is None or nxt > t:
+                break
+            self.t = nxt
+            first.run(self, nxt)
+        self.t = t
+        if nxt is None or nxt <= t:
+            return None
+        return nxt * 1000 - self.clock_offset
+
+    def physical_ms(self, t):
+        """The driver time (ms) at meter time `t` (seconds): what the load
+        model and the supply follow, whatever the meter's clock says."""
+        return t * 1000 - self.clock_offset
+
+    def set_power(self, on, now):
+        """Supply lost (False) or restored (True) at `now`."""
+        self.advance(now)
+        if bool(on) == self.powered:
+            return
+        self.powered = bool(on)
+        for s in self.subsystems:
+            s.power(self, self.t, self.powered)
 
     def write_table(self, tid, offset, data, role, limits, now):
         if tid == procedures.BT07:
@@ -83,7 +136,15 @@ class Meter:
         return (now + self.clock_offset) // 1000
 
     def set_utc(self, seconds, now):
+        """Set the meter's clock (BP10, EP16). Subsystems first catch up at
+        the old time, then learn of the jump."""
+        if self.subsystems:
+            self.advance(now)
+        old = self.utc(now)
         self.clock_offset = seconds * 1000 - now
+        self.t = seconds
+        for s in self.subsystems:
+            s.clock_set(self, old, seconds)
 
     def live(self, tid, now):
         """Bytes of a table computed on read (the clocks), else None."""
