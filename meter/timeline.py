@@ -25,3 +25,18 @@ class Subsystem:
 
     def power(self, meter, t, on):
         pass
+
+
+ORDER = ("supply", "tou", "metrology", "lp")
+
+
+def install(meter, name, subsystem):
+    """Attach a subsystem as meter.<name> and keep meter.subsystems in the
+    canonical order (supply, tou, metrology, lp)."""
+    setattr(meter, name, subsystem)
+    subs = []
+    for n in ORDER:
+        s = getattr(meter, n)
+        if s is not None:
+            subs.append(s)
+    meter.subsystems = tuple(subs)
