@@ -151,13 +151,16 @@ class Meter:
         if tid != BT52 and tid != BT55:
             return None
         t = self.utc(now)
+        if self.tou is not None:
+            # local time, DST flags and the tier/season word: meter/tou.py
+            return self.tou.live(self, tid, t)
         if tid == BT52:
             # UTC system clock: LTIME_DATE, then day of week (bits 0-2) and
             # the GMT flag (bit 4) [MEP p.224-225].
             return clock.encode_ltime(t) + bytes((clock.to_civil(t)[6] | 0x10,))
         # Local TOU clock: UTC + the BT53 time-zone offset (INT16 minutes);
         # qualifier bit 5 TZ applied, bit 6 DST applied; then the stored
-        # tier/season word [MEP p.229-231]. DST rules arrive with the TOU work.
+        # tier/season word [MEP p.229-231]. Without meter.tou there is no DST.
         tz = self.store.field(BT53, 4, 2)
         if tz >= 0x8000:
             tz -= 0x10000

@@ -14,14 +14,12 @@
 from . import catalogue as cat
 from . import clock
 from . import access
+from . import events
 
 BT00 = 0
 BT03 = 3
 BT07 = 7
 BT08 = 8
-BT21 = 21
-BT23 = 23
-BT25 = 25
 BT26 = 26
 BT63 = 63
 BT74 = 74
@@ -56,7 +54,14 @@ def initiate(meter, offset, data, role, now):
     if psn == meter.last_psn:
         return R_ONP
     store.write(BT07, 0, data)
-    result, response = run(meter, number, bytes(data[3:]), role, now)
+    params = bytes(data[3:])
+    result, response = run(meter, number, params, role, now)
+    if result == COMPLETED or result == ACCEPTED:
+        # Event 9 "procedure invoked" [C1219 event 9], after the procedure's
+        # own events. Not for BP04/BP05 on the history log: the host's read
+        # acknowledgement would otherwise leave an unread entry behind.
+        if not (number in (4, 5) and params and params[0] in (8, 255)):
+            events.procedure_invoked(meter, number, now)
     max_len = store.field(BT00, 10, 1)
     response = response[:max_len]
     out = bytes((number & 0xFF, number >> 8, psn, result)) + response
@@ -162,6 +167,12 @@ def reset_list_pointers(meter, params, role, now):
         return INVALID_PARAMETER, b""
     store = meter.store
     for kind, n in lists:
+        if kind == "lp" and meter.lp is not None:
+            # The recorder keeps BT63, ET21 and its block in progress
+            # consistent; an unconfigured set is a conflict when named alone.
+            if not meter.lp.reset_list(meter, n) and len(lists) == 1:
+                return CONFLICT, b""
+            continue
         table, flags_at, valid, last, unread = _header(kind, n)
         if not _present(meter, table):
             if len(lists) == 1:
@@ -171,6 +182,8 @@ def reset_list_pointers(meter, params, role, now):
         store.set_field(table, valid[0], valid[1], 0)
         store.set_field(table, last[0], last[1], 0)
         store.set_field(table, unread[0], unread[1], 0)
+        if kind == "hl":
+            events.sync_status(meter)       # BT03 6.6 / 7.4
     return COMPLETED, b""
 
 
@@ -192,6 +205,10 @@ def update_last_read_entry(meter, params, role, now):
         return INVALID_PARAMETER, b""
     store.set_field(table, unread[0], unread[1], left - n_read)
     store.set_field(table, flags_at, 1, store.field(table, flags_at, 1) & ~0x02)
+    if lists[0][0] == "hl":
+        events.sync_status(meter)           # BT03 6.6 / 7.4
+    if lists[0][0] == "lp" and meter.lp is not None:
+        meter.lp.list_read(meter, lists[0][1])     # BT03 unread bits, inhibited recording
     return COMPLETED, b""
 
 
@@ -218,98 +235,12 @@ def clear_manufacturer_status(meter, params, role, now):
 
 # -- BP09 remote reset: demand reset and self-read ---------------------------
 
-def _register_layout(store):
-    """(block size, list of (offset, cum?, cont?, max size, time size)) of BT23."""
-    flags = store.field(BT21, 0, 1)
-    n_sum = store.field(BT21, 3, 1)
-    n_dmd = store.field(BT21, 4, 1)
-    n_coin = store.field(BT21, 5, 1)
-    occ = store.field(BT21, 6, 1)
-    tiers = store.field(BT21, 7, 1)
-    t_size = 5 * occ if flags & 0x02 else 0
-    cum = 4 if flags & 0x10 else 0
-    cont = 4 if flags & 0x20 else 0
-    rec = t_size + cum + cont + 4 * occ
-    block = 4 * n_sum + n_dmd * rec + n_coin * 4 * occ
-    lead = 1 if flags & 0x04 else 0
-    return lead, block, tiers + 1, n_sum, n_dmd, t_size, cum, cont, occ, rec
-
-
-def demand_reset(meter, now):
-    store = meter.store
-    if not _present(meter, BT23):
-        return False
-    before = store.get(BT23)
-    lead, block, blocks, n_sum, n_dmd, t_size, cum, cont, occ, rec = _register_layout(store)
-    regs = bytearray(before)
-    if lead:
-        regs[0] = (regs[0] + 1) & 0xFF
-    for b in range(blocks):
-        base = lead + b * block + 4 * n_sum
-        for d in range(n_dmd):
-            at = base + d * rec
-            max_at = at + t_size + cum + cont
-            peak = int.from_bytes(regs[max_at:max_at + 4], "little")
-            if cum:
-                c_at = at + t_size
-                total = int.from_bytes(regs[c_at:c_at + 4], "little") + peak
-                regs[c_at:c_at + 4] = (total & 0xFFFFFFFF).to_bytes(4, "little")
-            regs[at:at + t_size] = bytes(t_size)
-            regs[max_at:max_at + 4 * occ] = bytes(4 * occ)
-    if _present(meter, BT25):
-        store.write(BT25, 0, _stamp(meter, now, store.size(BT25) - len(before)) + before)
-    store.write(BT23, 0, regs)
-    return True
-
-
-def _stamp(meter, now, room):
-    """The header in front of a register snapshot: [STIME_DATE] [season]."""
-    if room <= 0:
-        return b""
-    t = clock.encode_stime(meter.utc(now))
-    return (t + b"\x00")[:room] if room <= 6 else bytes(room - 6) + t + b"\x00"
-
-
-def self_read(meter, now):
-    store = meter.store
-    if not _present(meter, BT26) or not _present(meter, BT23):
-        return False
-    entries = store.field(BT21, 2, 1)
-    if entries == 0:
-        return False
-    regs = store.get(BT23)
-    entry_size = (store.size(BT26) - 6) // entries
-    head = store.read(BT26, 0, 6)
-    valid, last, seq, unread = head[1], head[2], head[3] | (head[4] << 8), head[5]
-    index = 0 if valid == 0 else (last + 1) % entries
-    overflow = valid == entries
-    if entry_size - len(regs) >= 8:
-        prefix = (seq + 1 & 0xFFFF).to_bytes(2, "little") + _stamp(meter, now, entry_size - len(regs) - 2)
-    else:
-        prefix = _stamp(meter, now, entry_size - len(regs))
-    store.write(BT26, 6 + index * entry_size, (prefix + regs)[:entry_size])
-    flags = head[0] | 0x04 | (0x02 if overflow else 0)
-    header = bytes((flags, min(valid + 1, entries), index)) + ((seq + 1) & 0xFFFF).to_bytes(2, "little")
-    store.write(BT26, 0, header + bytes((min(unread + 1, entries),)))
-    return True
-
-
 def remote_reset(meter, params, role, now):
-    # Parameter: action flags, bit 0 demand reset, bit 1 self-read, bit 2
-    # season change (C12.19). Season changes need the TOU calendar, which
-    # this build does not run yet: refused as a conflict with the setup.
-    if len(params) < 1 or params[0] & ~0x07 or params[0] == 0:
-        return INVALID_PARAMETER, b""
-    action = params[0]
-    if action & 0x04:
-        return CONFLICT, b""
-    if action & 0x02 and not (_present(meter, BT26) and meter.store.field(BT21, 2, 1)):
-        return CONFLICT, b""
-    if action & 0x02:
-        self_read(meter, now)       # C12.19: the self-read precedes the reset
-    if action & 0x01 and not demand_reset(meter, now):
-        return CONFLICT, b""
-    return COMPLETED, b""
+    # The register snapshots (BT23 -> BT25/BT26), the demand-reset lockout
+    # and the events live in meter/metrology.py, which also serves meters
+    # without a metrology subsystem (tables only). Imported on first use.
+    from . import metrology
+    return metrology.remote_reset(meter, params, role, now)
 
 
 # -- BP10 set date/time, BP11 diagnostics ------------------------------------
@@ -361,6 +292,9 @@ REGISTRY = {
     10: set_date_time,
     11: execute_diagnostics,
 }
+
+# Alarm and log procedures of meter/events.py: EP03, EP20, EP38, EP42.
+REGISTRY.update(events.PROCEDURES)
 
 IMPLEMENTED = set(REGISTRY)
 

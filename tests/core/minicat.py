@@ -28,7 +28,8 @@ TABLES = {
 PROCEDURES = {
     0: (FULL, 0x00), 1: (FULL, 0x00), 2: (FULL, 0x00), 3: (FULL, 0x00),
     6: (FULL, 0x00), 7: (FULL, 0x00), 8: (FULL, 0x00), 10: (FULL, 0x01),
-    11: (FULL, 0x00), 2048 + 16: (FULL | A.ROLE_MBK, 0x03), 2048 + 99: (FULL, 0x03),
+    11: (FULL, 0x00), 2048 + 16: (FULL | A.ROLE_MBK, 0x03), 2048 + 98: (FULL | A.ROLE_MBK, 0x03),
+    2048 + 99: (FULL, 0x03),
 }
 
 

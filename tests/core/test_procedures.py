@@ -44,7 +44,7 @@ def test_first_psn_may_not_be_255():
 def test_no_authorization():
     m = minicat.meter()
     assert call(m, 7, 1, role=A.ROLE_MBK)[1].startswith("07 00 01 05")
-    assert call(m, 0x0810, 2, role=A.ROLE_MBK)[1].startswith("10 08 02 06")  # allowed, not implemented
+    assert call(m, 0x0862, 2, role=A.ROLE_MBK)[1].startswith("62 08 02 06")  # allowed, not implemented
 
 
 def test_change_mode_and_clear_status_flags():
