@@ -7,9 +7,12 @@
 from . import services
 from . import procedures
 from . import clock
+from . import events
 
+BT28 = 28
 BT52 = 52
 BT53 = 53
+BT54 = 54
 BT55 = 55
 ET04 = 2048 + 4
 ET04_IDT = 116       # IDT version UINT8 [MEP ET04]
@@ -39,7 +42,7 @@ PLC_LIMITS = PortLimits("plc", 84, 75, 0xFFFE)
 
 class Meter:
     __slots__ = ("store", "procs", "clock_offset", "last_psn", "on_save", "on_idt",
-                 "t", "user", "powered", "subsystems", "metrology", "tou", "lp", "supply")
+                 "t", "user", "powered", "subsystems", "metrology", "tou", "lp", "supply", "_due")
 
     def __init__(self, store, procs, clock_offset=0):
         self.store = store
@@ -58,13 +61,17 @@ class Meter:
         self.tou = None
         self.lp = None
         self.supply = None
+        self._due = None                    # cached earliest due second (see changed())
 
     # -- the one entry point of every port -----------------------------------
     def execute(self, request, role, limits, now):
         if self.subsystems:
             self.advance(now)
         self.user = limits.user_id
-        return services.execute(request, role, limits, self, now)
+        try:
+            return services.execute(request, role, limits, self, now)
+        finally:
+            self.user = 0xFFFF          # what runs between requests is the meter's own doing
 
     def executor(self, limits):
         """`execute` bound to one port, as the optical session expects it."""
@@ -78,6 +85,10 @@ class Meter:
         order, each at its own due second. Returns the driver time (ms) at
         which the next one is due, or None: the driver wakes the meter then."""
         t = (now + self.clock_offset) // 1000
+        cached = self._due
+        if cached is not None and t < cached:
+            self.t = t                  # nothing can be due before `cached`
+            return cached * 1000 - self.clock_offset
         subs = self.subsystems
         nxt = None
         while subs:
@@ -94,8 +105,15 @@ class Meter:
             first.run(self, nxt)
         self.t = t
         if nxt is None or nxt <= t:
+            self._due = None
             return None
+        self._due = nxt
         return nxt * 1000 - self.clock_offset
+
+    def changed(self):
+        """Something a subsystem schedules by may have changed (a table
+        write, a procedure, the clock, the supply): ask them again."""
+        self._due = None
 
     def physical_ms(self, t):
         """The driver time (ms) at meter time `t` (seconds): what the load
@@ -105,6 +123,7 @@ class Meter:
     def set_power(self, on, now):
         """Supply lost (False) or restored (True) at `now`."""
         self.advance(now)
+        self._due = None
         if bool(on) == self.powered:
             return
         self.powered = bool(on)
@@ -112,15 +131,23 @@ class Meter:
             s.power(self, self.t, self.powered)
 
     def write_table(self, tid, offset, data, role, limits, now):
+        self._due = None
         if tid == procedures.BT07:
             return procedures.initiate(self, offset, data, role, now)
-        if tid == ET04 and offset <= ET04_IDT < offset + len(data):
-            old = self.store.field(ET04, ET04_IDT, 1)
-            self.store.write(tid, offset, data)
-            if self.store.field(ET04, ET04_IDT, 1) != old and self.on_idt is not None:
-                self.on_idt()
-            return services.R_OK
+        if (tid == BT53 or tid == BT54) and self.tou is not None and data:
+            # A calendar or time offset that cannot work is refused whole,
+            # before anything is stored (docs/tou.md).
+            new = bytearray(self.store.get(tid))
+            n = min(len(data), len(new) - offset)
+            new[offset:offset + n] = data[:n]
+            if self.tou.check_write(self, tid, new, offset, n) is not None:
+                return services.R_IAR
+        idt = tid == ET04 and offset <= ET04_IDT < offset + len(data)
+        old = self.store.field(ET04, ET04_IDT, 1) if idt else 0
         self.store.write(tid, offset, data)
+        if idt and self.store.field(ET04, ET04_IDT, 1) != old and self.on_idt is not None:
+            self.on_idt()
+        events.table_written(self, tid, now)
         return services.R_OK
 
     def bump_idt(self):
@@ -141,14 +168,20 @@ class Meter:
         if self.subsystems:
             self.advance(now)
         old = self.utc(now)
+        self._due = None
         self.clock_offset = seconds * 1000 - now
         self.t = seconds
         for s in self.subsystems:
             s.clock_set(self, old, seconds)
 
     def live(self, tid, now):
-        """Bytes of a table computed on read (the clocks), else None."""
+        """Bytes of a table computed on read (clocks, present values), else None."""
         if tid != BT52 and tid != BT55:
+            if 23 <= tid <= 28 and self.metrology is not None:
+                # registers and present values are current at every read
+                self.metrology.update(self, self.utc(now))
+                if tid == BT28:
+                    return self.metrology.live(self, tid, self.utc(now))
             return None
         t = self.utc(now)
         if self.tou is not None:

@@ -9,6 +9,9 @@
 #   mep_baud     int
 #   optical_max_read / plc_max_read / plc_max_write   per-port size limits
 #   clock        int seconds since 1970 UTC the meter's clock starts at, or None
+#   metering     bool: run the time-based subsystems (supply, TOU, metrology,
+#                load profile); off by default so a bare core stays small
+#   seed, annual_kwh, pv_peak_w, phases ...   the load model (docs/metrology.md)
 from . import access
 from . import catalogue_data
 from .device import Meter, PortLimits, MEP_LIMITS
@@ -46,7 +49,26 @@ class Firmware:
         self.optical = OpticalSession(meter.executor(optical_limits), keys.optical_passwords())
         self.plc_limits = PortLimits("plc", config.get("plc_max_read", 84),
                                      config.get("plc_max_write", 75), 0xFFFE)
+        if config.get("metering"):
+            attach_metering(meter, config, now)
+
+    def tick(self, now):
+        """Run whatever is due in the meter up to `now`; returns the driver
+        time (ms) of the next thing due, or None (docs/time-model.md)."""
+        return self.meter.advance(now)
 
     def _mep_seq_changed(self, seq):
         # Mirror the number into ET04 so it is readable and survives restarts.
         self.meter.store.set_field(ET04, ET04_MEP_SEQ, 4, seq)
+
+
+def attach_metering(meter, config, now):
+    """Supply, TOU, metrology and load profile, imported only when wanted
+    (a board without metering does not pay for the code)."""
+    from . import supply, tou, metrology, loadprofile
+    meter.advance(now)
+    supply.attach(meter, config)
+    tou.attach(meter, config)
+    metrology.attach(meter, config, now)
+    loadprofile.attach(meter, config)
+    meter.advance(now)

@@ -480,6 +480,7 @@ def inject(meter, kind, now, **params):
     if s is None:
         raise ValueError("meter has no supply subsystem")
     s.inject(meter, kind, now, params)
+    meter.changed()                      # schedules may have moved
 
 
 def _ready(meter, now, table):

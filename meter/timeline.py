@@ -40,3 +40,4 @@ def install(meter, name, subsystem):
         if s is not None:
             subs.append(s)
     meter.subsystems = tuple(subs)
+    meter.changed()

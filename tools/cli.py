@@ -43,6 +43,8 @@ def build_parser():
 
     from . import catalogue
     catalogue.add_parser(sub)
+    from . import history
+    history.add_parser(sub)
 
     m = sub.add_parser("mep", help="MEP client: talk to a meter's MEP port")
     m.add_argument("--port", required=True, help="device path or pyserial URL (e.g. /dev/pts/3)")
@@ -84,6 +86,9 @@ def main(argv=None):
         if args.command in ("mep", "optical"):
             from . import client_cli
             return client_cli.run(args)
+        if args.command == "log":
+            from . import history
+            return history.run(args)
         if args.command == "bench":
             from . import bench
             return bench.run(args)

@@ -150,6 +150,7 @@ def to_config(data):
     optical = data.get("optical", {})
     plc = data.get("plc", {})
     start = data.get("clock", {}).get("start")
+    metering = data.get("metering", {})
     return {
         "image": image,
         "keys": keys,
@@ -161,6 +162,11 @@ def to_config(data):
         "plc_max_read": int(plc.get("max_partial_read", 84)),
         "plc_max_write": int(plc.get("max_partial_write", 75)),
         "clock": parse_time(start) if start else int(time.time()),
+        "metering": bool(metering.get("enabled", True)),
+        "seed": int(metering.get("seed", 1)),
+        "annual_kwh": int(metering.get("annual_kwh", 3500)),
+        "pv_peak_w": int(metering.get("pv_peak_w", 0)),
+        "phases": int(metering.get("phases", 3)),
     }
 
 

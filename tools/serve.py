@@ -70,6 +70,9 @@ def serve(mep_spec="pty", optical_spec="pty", profile_path=None, state_dir=None,
         while not _stopping:
             now = now_ms()
             timeout = 1.0
+            due = fw.tick(now)          # the meter's own time-based work
+            if due is not None:
+                timeout = min(timeout, max(0.0, (due - now) / 1000.0))
             selectable = []
             for port, session in endpoints:
                 if port.closed and time.monotonic() >= retry_at:

@@ -53,6 +53,7 @@ def load(firmware, directory):
         tid = int(tid)
         if tid in meter.store.tables:
             meter.store.write(tid, 0, bytes.fromhex(hexdata))
+    meter.changed()                      # subsystems re-read their tables
     firmware.mep.seq = state["mep_seq"]
     meter.clock_offset = state["clock_offset_ms"]
     meter.last_psn = state["last_psn"]

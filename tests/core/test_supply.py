@@ -125,6 +125,9 @@ def test_outage_reaches_metrology():
         def add_outage(self, meter, seconds):
             got.append(seconds)
 
+        def update(self, meter, t):     # the metrology contract (docs/time-model.md)
+            pass
+
     m.metrology = Metro()
     m.set_power(False, at(5))
     m.set_power(True, at(65))

@@ -105,6 +105,7 @@ def test_season_change_on_the_local_date():
     t = m.t
     fake.calls = []
     assert m.tou.seasons(m) == 12 and m.tou.set_season(m, t, 12) == 2
+    m.user = 0x1234                      # as while BP09 from that user runs
     assert m.tou.set_season(m, t, 0) == 0
     assert fake.calls == [("season", t, 0)] and log(m)[-2:] == [(t, 0x1234, 24, 0), (t, 0x1234, 27, 1)]
     assert m.tou.season(m, t) == 0 and m.tou.tier(m, t) == 1     # season 0's weekday schedule
