@@ -66,7 +66,7 @@ _R_PREPAY = const(3)            # prepay.py uses the same value
 class Supply(Subsystem):
     __slots__ = ("config", "poll", "load_w", "load_ma", "ws", "ws_t", "cursor",
                  "down_at", "poll_at", "reason", "over_since", "reconnect_at",
-                 "override", "cal", "cal_state", "pq", "inputs", "wh_last", "carry")
+                 "override", "cal", "cal_state", "pq", "inputs", "wh_last", "carry", "latched")
 
     def __init__(self, meter, config):
         config = config or {}
@@ -79,6 +79,7 @@ class Supply(Subsystem):
         self.ws_t = t
         self.cursor = t                 # everything up to here is done
         self.down_at = None if meter.powered else t
+        self.latched = False            # BT03 bit 11 was set before this outage
         self.poll_at = t + self.poll
         self.over_since = None          # load above the ET30 limit since
         self.reconnect_at = None        # automatic reconnect after a max-power trip
@@ -161,11 +162,19 @@ class Supply(Subsystem):
     def power(self, meter, t, on):
         store = meter.store
         if not on:
-            self.settle(meter, t)
+            # Meter.set_power has cleared meter.powered already, but what
+            # flowed up to t flowed with the power on (docs/time-model.md):
+            # settle (metrology and the injected load) in that state.
+            meter.powered = True
+            try:
+                self.settle(meter, t)
+            finally:
+                meter.powered = False
             self.down_at = t
             self.over_since = None
             self.pq = [None, None]
-            events.alarm(meter, 2, 3, True)            # std bit 11 power failure
+            # std bit 11 power failure; a short outage takes back only its own
+            self.latched = not events.alarm(meter, 2, 3, True)
             return
         start = self.down_at if self.down_at is not None else t
         self.down_at = None
@@ -183,8 +192,9 @@ class Supply(Subsystem):
             m = meter.metrology
             if m is not None and hasattr(m, "add_outage"):
                 m.add_outage(meter, dur)
-        else:
-            events.alarm(meter, 2, 3, False)
+        elif not self.latched:
+            events.alarm(meter, 2, 3, False)    # not a logged outage's (latched) alarm
+        self.latched = False
         self.ws_t = t
         self.poll_at = t + self.poll
         if self.reason == _R_MAX_POWER and store.field(_ET30, 20, 1) == 1:
