@@ -7,7 +7,7 @@ each tests/core/test_*.py module in its own interpreter with a fixed GC heap,
 as a board with that much free RAM would have. The closing line is
 "N passed, N failed" over all modules.
 
-    python tests/run_micropython.py [--heapsize 128K] [--source] [test_module ...]
+    python tests/run_micropython.py [--heapsize 256K] [--source] [test_module ...]
 """
 import argparse
 import glob
@@ -50,7 +50,7 @@ def modules():
     return sorted(names)
 
 
-def run(heapsize="128K", names=None, source=False, exe=None, out=sys.stdout):
+def run(heapsize="256K", names=None, source=False, exe=None, out=sys.stdout):
     exe = exe or find_micropython()
     passed = failed = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +74,7 @@ def run(heapsize="128K", names=None, source=False, exe=None, out=sys.stdout):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--heapsize", default="128K")
+    ap.add_argument("--heapsize", default="256K")
     ap.add_argument("--source", action="store_true", help="run the .py sources, not .mpy")
     ap.add_argument("modules", nargs="*")
     args = ap.parse_args(argv)
