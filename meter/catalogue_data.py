@@ -10,10 +10,10 @@
 #   03 lo width pops x and pushes (x >> lo) & ((1 << width) - 1);
 #   '+' '-' '*' '/' (floor) 'M' (max) pop b, pop a and push a op b.
 # default: the initial contents (zero-filled to the size), or None for all zeros.
-SOURCE_DIGEST = "2154842ce6be7bc3762d6c6768c515396489a6d44efa29e6bda74367fecf6f6d"
+SOURCE_DIGEST = "55e106084e40e05dea2816082bd136b146cbaedb7412096919c2a78af649c3d6"
 # table_id: (size, read_mask, write_mask, flags, default)
 TABLES = {
-    0: (79, 0xFF, 0x00, 0x01, b'\x02*\x88EMUL\x02\x00\xff\x0c\x01\x00\n\r\x02\x0c\x06\x04\xff\x81\xf0\xdf\x02\x00\xfc\xf0\xcf\x07\xfe\xff\xff\xffU\xe7\xfdn\xcc\xbc#\x06\x02\xff\xff\xfe\xff\xff\xff\xff\x07\x14 \x01\x00\x00\x00\xe4\x80@\x08\x02\x00`\x00\x00\x02\xfe#\x04H\x04\x81\x9cb\x880\x01\x00\x02'),  # BT00 General Configuration
+    0: (79, 0xFF, 0x00, 0x01, b'\x02*\x88EMUL\x02\x00\xff\x0c\x01\x00\n\r\x02\x0c\x06\x04\xff\x81\xf0\xdf\x02\x00\xfc\xf0\xcf\x07\xfe\xff\xff\xffU\xe7\xfdn\xcc\xbc#\x06\n\xff\xff\xfe\xff\xff\xff\xff\x07\x14 \x01\x00\x00\x00\xe4\x80@\x08\x02\x00`\x00\x00\x02\xfe#\x04H\x04\x81\x9cb\x880\x01\x00\x02'),  # BT00 General Configuration
     1: (24, 0xFF, 0x00, 0x01, b'EMULOSGP-EMU\x10\x008\xc1'),  # BT01 General Manufacturer Identification
     2: (16, 0x3F, 0x2B, 0x01, None),  # BT02 Device Nameplate
     3: (b'\x01\x00\x00\x04\x02\x00\x00\x00\x11\x01+', 0x3F, 0x00, 0x01, b'\x01'),  # BT03 End Device Mode & Status
@@ -122,6 +122,7 @@ TABLES = {
     2137: (16, 0x3F, 0x00, 0x01, None),  # ET89 Meter LN Status
     2138: (16, 0x3F, 0x00, 0x01, None),  # ET90 Dimension LN
     2145: (16, 0x3F, 0x2B, 0x01, None),  # ET97 Meter Configuration LN
+    2147: (113, 0x3F, 0x00, 0x05, None),  # ET99 PLC Node Configuration
 }
 # number: (call_mask, flags)
 PROCEDURES = {

@@ -9,6 +9,10 @@
 #   mep_baud     int
 #   optical_max_read / plc_max_read / plc_max_write   per-port size limits
 #   clock        int seconds since 1970 UTC the meter's clock starts at, or None
+#   plc          bool: give the meter its ISO/IEC 14908-1 node (fw.plc), which a
+#                channel or a PLC modem attaches to; neuron_id (6 bytes),
+#                plc_domain / plc_subnet / plc_node / plc_groups commission a
+#                fresh meter (docs/plc-node.md)
 #   metering     bool: run the time-based subsystems (supply, TOU, metrology,
 #                load profile); off by default so a bare core stays small
 #   seed, annual_kwh, pv_peak_w, phases ...   the load model (docs/metrology.md)
@@ -27,7 +31,7 @@ MEP_ROLES = (access.ROLE_MAK, access.ROLE_MBK)
 
 
 class Firmware:
-    __slots__ = ("meter", "keys", "mep", "optical", "plc_limits")
+    __slots__ = ("meter", "keys", "mep", "optical", "plc_limits", "plc")
 
     def __init__(self, config, now=0, tables=None, procs=None):
         store = TableStore(tables if tables is not None else catalogue_data.TABLES,
@@ -49,6 +53,9 @@ class Firmware:
         self.optical = OpticalSession(meter.executor(optical_limits), keys.optical_passwords())
         self.plc_limits = PortLimits("plc", config.get("plc_max_read", 84),
                                      config.get("plc_max_write", 75), 0xFFFE)
+        self.plc = None
+        if config.get("plc"):
+            self.plc = attach_plc(meter, keys, self.plc_limits, config)
         if config.get("metering"):
             attach_metering(meter, config, now)
 
@@ -72,3 +79,15 @@ def attach_metering(meter, config, now):
     metrology.attach(meter, config, now)
     loadprofile.attach(meter, config)
     meter.advance(now)
+
+
+def attach_plc(meter, keys, limits, config):
+    """The meter's PLC port: a 14908-1 node whose OSGP requests reach
+    meter.execute with the PLC limits (imported only when wanted)."""
+    from .plc_node import PlcNode
+    node = PlcNode(config.get("neuron_id"), meter.executor(limits), keys, meter.store)
+    if not node.loaded and config.get("plc_domain") is not None:
+        node.commission(config["plc_domain"], config["plc_subnet"], config["plc_node"])
+        for group, member, size in config.get("plc_groups", ()):
+            node.join_group(group, member, size)
+    return node

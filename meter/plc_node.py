@@ -59,7 +59,7 @@ DISCOVERY_DOMAIN = b"OSGPAD"
 OSGP_CODES = (0x30, 0x3F, 0x40, 0x4F)
 
 # Tables: ET04 mirrors [MEP ET04]; the configuration image lives in an
-# emulator-defined table (proposed: ET200 = 2248, 113 bytes, nv).
+# emulator-defined table ET99 = 2147 (113 bytes, nv; tables/extended_tables.toml).
 ET04 = 2048 + 4
 ET04_NEURON_ID = 4
 ET04_SUBNET = 10
@@ -67,7 +67,7 @@ ET04_NODE = 11
 ET04_PROGRAM_ID = 14
 ET04_STATE = 72
 ET04_SIGNAL = 90
-CONFIG_TABLE = 2048 + 200
+CONFIG_TABLE = 2048 + 99
 
 # Configuration image (emulator profile, little-endian like table data):
 #   0    1   format version (1; 0 = never written)

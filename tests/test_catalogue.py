@@ -47,8 +47,11 @@ def test_inventory_counts():
 
 
 def test_firmware_form_has_the_same_counts():
-    assert len(catalogue_data.TABLES) == 109
-    assert sum(1 for t in catalogue_data.TABLES if t >= ET) == 68
+    inventory = [t for t, e in catalogue_data.TABLES.items() if not e[3] & 0x04]
+    assert len(inventory) == 109
+    assert sum(1 for t in inventory if t >= ET) == 68
+    # outside the seed's count: the PLC node's configuration image (ET99)
+    assert sorted(t for t in catalogue_data.TABLES if t not in inventory) == [ET + 99]
     procs = catalogue_data.PROCEDURES
     assert len(procs) == 62
     assert sum(1 for _, flags in procs.values() if flags & 0x01) == 54
@@ -141,7 +144,7 @@ def test_firmware_form_agrees_with_json():
         sz, read, write, flags, default = tables[t["id"]]
         assert _rpn(sz, fw_dims) == t["default_size"], t["label"]
         assert (read, write) == (t["read_mask"], t["write_mask"])
-        assert flags == (0x01 if t["nv"] else 0) | (0x02 if t["data"] else 0)
+        assert flags == (0x01 if t["nv"] else 0) | (0x02 if t["data"] else 0) | (0 if t.get("inventory", True) else 0x04)
         assert (default or b"") == bytes.fromhex(t["default"] or "").rstrip(b"\x00")
         assert default is None or len(default) <= t["default_size"]
 
@@ -471,7 +474,8 @@ def test_cli_json():
     assert doc["counts"]["tables"]["basic"] == 41
     assert doc["counts"]["procedures"]["outside_inventory"] == 8
     assert sum(doc["counts"]["events"]["by_source"].values()) == 96
-    assert len(doc["tables"]) == 109 and len(doc["procedures"]) == 62 and len(doc["events"]) == 96
+    assert doc["counts"]["tables"]["total"] == 109 and doc["counts"]["tables"]["outside_inventory"] == 1
+    assert len(doc["tables"]) == 110 and len(doc["procedures"]) == 62 and len(doc["events"]) == 96
     bp10 = [p for p in doc["procedures"] if p["label"] == "BP10"][0]
     assert isinstance(bp10["implemented"], bool)
     only = json.loads(_cli("--json", "--kind", "events"))

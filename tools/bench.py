@@ -751,10 +751,25 @@ def profile_secured(seconds=2.0, encrypt=False, backend=None, top=15, config=Non
 
 
 def run(args):
-    """Entry point of `osgp-meter bench`."""
-    res = measure(seconds=args.seconds, gurux=not args.no_gurux)
+    """Entry point of `osgp-meter bench` (mode all / metering / mep; the
+    metering measurements are tools/bench_metering.py)."""
+    from . import bench_metering
+    mode = getattr(args, "mode", "all")
+    res = {}
+    if mode != "metering":
+        res = measure(seconds=args.seconds, gurux=not args.no_gurux)
+    if mode != "mep":
+        res["metering"] = bench_metering.measure(
+            quick=getattr(args, "quick", False), meters=getattr(args, "fleet_meters", bench_metering.FLEET_METERS),
+            days=getattr(args, "fleet_days", bench_metering.FLEET_DAYS),
+            year_days=getattr(args, "year_days", bench_metering.YEAR_DAYS))
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        print(format_table(res))
+        text = []
+        if mode != "metering":
+            text.append(format_table(res))
+        if "metering" in res:
+            text.append("\n".join(bench_metering.format_lines(res["metering"])))
+        print("\n\n".join(text))
     return 0

@@ -71,6 +71,14 @@ def build_parser():
     b.add_argument("--json", action="store_true")
     b.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     b.add_argument("--no-gurux", action="store_true", help="skip the Gurux DLMS reference point")
+
+    # -- simulate / plot / bench metering (tools/simulate.py, tools/plot.py,
+    #    tools/bench_metering.py; docs/simulate.md) --------------------------
+    from . import simulate, plot
+    simulate.add_parser(sub)
+    plot.add_parser(sub)
+    from . import bench_metering
+    bench_metering.add_arguments(b)
     return ap
 
 
@@ -92,6 +100,12 @@ def main(argv=None):
         if args.command == "bench":
             from . import bench
             return bench.run(args)
+        if args.command == "simulate":
+            from . import simulate
+            return simulate.run(args)
+        if args.command == "plot":
+            from . import plot
+            return plot.run(args)
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a clear one-line error for the user, not a traceback
