@@ -93,7 +93,9 @@ def test_profile_secured_names_the_costs():
 def test_cli_bench_json(capsys, monkeypatch):
     monkeypatch.setattr(bench, "ROUNDS", 1)
     monkeypatch.setattr(bench, "METERS", 2)
-    assert cli.main(["bench", "--json", "--seconds", "0.005", "--no-gurux"]) == 0
+    # small metering figures: one meter for 3 days, 3 meters for 2 days
+    assert cli.main(["bench", "--json", "--seconds", "0.005", "--no-gurux",
+                     "--year-days", "3", "--fleet-meters", "3", "--fleet-days", "2"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["gurux_skipped"] == "skipped (--no-gurux)"
     assert all(r["verified"] for r in res["throughput"])

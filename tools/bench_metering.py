@@ -207,7 +207,7 @@ def format_lines(res):
     else:
         lines.append("  %s" % f["label"])
         lines.append("      wall %.2f min (%.1f s simulating, %.1f s reading; built in %.1f s),"
-                     " %.3f s per meter, %.2f ms per meter-day, %s x real time per meter"
+                     " %.3f s per meter, %.2f ms per meter-day, %s meter-seconds per wall second"
                      % (f["wall_min"], f["simulate_s"], f["read_s"], f["build_s"], f["per_meter_s"],
                         f["per_meter_day_ms"], "{:,}".format(f["acceleration"] or 0)))
         lines.append("      %d requests, %d bytes on the wire, %d blocks verified (%s), max RSS +%.0f MB"

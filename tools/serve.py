@@ -11,7 +11,7 @@ import sys
 import time
 
 from osgp_meter import c1218
-from osgp_meter.firmware import Firmware
+from osgp_meter.firmware import Firmware, attach_metering
 
 from . import crypto_backend
 from . import ports
@@ -43,10 +43,15 @@ def _raise_stop(signum, frame):
 def build(profile_path=None, state_dir=None):
     crypto_backend.install()          # RC4 through `cryptography` on the host
     config = profiles.load_config(profile_path)
-    fw = Firmware(config, now_ms())
+    now = now_ms()
+    # The subsystems rebuild their RAM state from the tables when attached,
+    # so a saved state is loaded first and the metering attached after it.
+    fw = Firmware(dict(config, metering=False), now)
     if state_dir:
         states.load(fw, state_dir)
         fw.meter.on_save = lambda meter: states.save(fw, state_dir)
+    if config.get("metering"):
+        attach_metering(fw.meter, config, now)
     return fw, config
 
 
