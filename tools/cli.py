@@ -79,6 +79,13 @@ def build_parser():
     plot.add_parser(sub)
     from . import bench_metering
     bench_metering.add_arguments(b)
+
+    # -- PLC connectors and the data concentrator (tools/dc.py,
+    #    tools/cnip_gateway.py, tools/modem.py; docs/dc.md, docs/connectors.md)
+    from . import dc, cnip_gateway, modem
+    dc.add_parser(sub)
+    cnip_gateway.add_parser(sub)
+    modem.add_parser(sub)
     return ap
 
 
@@ -106,13 +113,23 @@ def main(argv=None):
         if args.command == "plot":
             from . import plot
             return plot.run(args)
+        if args.command == "dc":
+            from . import dc
+            return dc.run(args)
+        if args.command == "gateway":
+            from . import cnip_gateway
+            return cnip_gateway.run(args)
+        if args.command in ("modem", "mip-meter"):
+            from . import modem
+            return modem.run(args)
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a clear one-line error for the user, not a traceback
         from .profile import ProfileError
         from .mep_client import MepError
         from .optical_client import OpticalError
-        if isinstance(exc, (ProfileError, MepError, OpticalError, OSError, ValueError)):
+        from .plc_client import PlcError
+        if isinstance(exc, (ProfileError, MepError, OpticalError, PlcError, OSError, ValueError)):
             print("osgp-meter: %s" % exc, file=sys.stderr)
             return 2
         raise
