@@ -101,7 +101,7 @@ class Transaction:
 
     __slots__ = ("prio", "layer", "service", "dest", "dom", "domain", "src", "tid",
                  "apdu", "retries", "timer", "due", "count", "acks", "responses",
-                 "on_done", "last", "ok")
+                 "on_done", "last", "ok", "extra")
 
     def __init__(self, dest, apdu, service, prio, dom, domain, src, retries, timer, on_done):
         self.prio = 1 if prio else 0
@@ -122,6 +122,21 @@ class Transaction:
         self.on_done = on_done
         self.last = None
         self.ok = None
+        # ms added to the wait after the last try [DX txTimerDeltaLast]: an
+        # LTEP repeater waits longer than the hops after it (plc_repeat)
+        self.extra = 0
+
+    def wait(self):
+        """The timer for the try just sent (the last one gets `extra`)."""
+        return self.timer + self.extra if self.retries <= 0 else self.timer
+
+
+def _waiting(rr):
+    # A request whose handler deferred its response (DEFER, e.g. an LTEP
+    # repeater waiting for the hops after it) keeps its record past the
+    # receive timer until respond(): a retry of it stays a duplicate instead
+    # of being delivered (and forwarded) a second time. (Emulator profile.)
+    return rr.state == DELIVERED and rr.layer == SESSION
 
 
 def _inc16(v):
@@ -133,7 +148,8 @@ class Transport:
     implements _deliver(inc, now), _rcv_timer(inc) and _member(dom, group).
     Containers are created on first use: an idle node holds almost nothing."""
 
-    __slots__ = ("_rrs", "_tx", "_out", "_drops", "stats", "rr_max", "duplicates", "late")
+    __slots__ = ("_rrs", "_tx", "_out", "_drops", "stats", "rr_max", "duplicates", "late",
+                 "_hold")
 
     def _tinit(self):
         self._rrs = None              # receive records
@@ -143,6 +159,7 @@ class Transport:
         self.stats = NO_STATS         # the five 14908-1 statistics (a list once one counts)
         self.duplicates = 0           # duplicate frames answered from a receive record
         self.late = 0                 # ACKs/responses matching no transaction
+        self._hold = 0                # > 0 inside receive/poll/reset (see _release)
 
     # -- bookkeeping -------------------------------------------------------------
     @property
@@ -167,6 +184,12 @@ class Transport:
         self._out = None
         return out
 
+    def _release(self):
+        # What send()/respond() return: the frames to send now, unless they
+        # are called from a hook or callback inside receive/poll/reset, where
+        # the frames stay queued and go out with that call's result.
+        return None if self._hold else self._flush()
+
     def _emit(self, f):
         try:
             b = L.encode(f)
@@ -188,6 +211,9 @@ class Transport:
     @property
     def deadline(self):
         """When poll() next has work (driver ms), or None."""
+        return self._tx_deadline()
+
+    def _tx_deadline(self):
         t = self._tx
         if t is None:
             return None
@@ -223,12 +249,12 @@ class Transport:
         found = None
         stale = False
         for rr in rrs:
-            if rr.expires <= now:
+            if rr.expires <= now and not _waiting(rr):
                 stale = True           # its receive timer ran out
             elif rr.key == key:
                 found = rr
         if stale:
-            self._rrs = [rr for rr in rrs if rr.expires > now]
+            self._rrs = [rr for rr in rrs if rr.expires > now or _waiting(rr)]
         return found
 
     def _rr_alloc(self):
@@ -430,18 +456,19 @@ class Transport:
 
     def respond(self, inc, apdu, now):
         """Send the response to a request whose handler returned DEFER (e.g.
-        a repeater answering once the target has). Returns the frames."""
+        a repeater answering once the target has). Returns the frames (None
+        when called inside receive/poll: they go out with that call's)."""
         rr = inc.rr
         if rr is None or rr.layer != SESSION or rr.state != DELIVERED or rr not in (self._rrs or ()):
             self._drop("stale_response")
-            return self._flush()
+            return self._release()
         if apdu:
             rr.response = bytes(apdu)
             rr.state = RESPONDED
             self._response(rr)
         else:
             rr.state = DONE
-        return self._flush()
+        return self._release()
 
     # -- receive: acknowledgements and responses to our transactions -------------
     def _rx_reply(self, inc, layer, now):
@@ -482,7 +509,7 @@ class Transport:
         if len(tx.acks) >= tx.count:
             self._terminate(p, True, now)
         else:
-            tx.due = now + tx.timer        # [DX]: each reply restarts the timer
+            tx.due = now + tx.wait()       # [DX]: each reply restarts the timer
 
     # -- transmit ---------------------------------------------------------------------
     def _send(self, tx, now):
@@ -538,7 +565,7 @@ class Transport:
         txs[p] = tx
         first = tx.retries
         self._transmit(tx, first <= ALT_PATH_COUNT and tx.service != UNACKD_RPT, True)
-        tx.due = now + tx.timer
+        tx.due = now + tx.wait()
 
     def _backlog(self, tx, first):
         kind = tx.dest[0]
@@ -608,7 +635,7 @@ class Transport:
         else:
             self._transmit(tx, alt, False)
         tx.retries -= 1
-        tx.due = now + tx.timer
+        tx.due = now + tx.wait()
 
     def _terminate(self, p, ok, now):
         txs = self._tx
@@ -648,4 +675,4 @@ class Transport:
             return
         for tx in (txs[0], txs[1]):
             if tx is not None and tx.last is not None and tx.last == frame:
-                tx.due = now + tx.timer
+                tx.due = now + tx.wait()

@@ -120,7 +120,7 @@ class PlcNode(Transport):
                  "state", "nongroup_rcv", "online", "selected", "reset_cause", "error_log",
                  "winks", "signal", "discovery_domain", "max_apdu", "bcast_seq", "last_tx",
                  "on_reset", "on_wink", "on_config", "on_message", "handlers",
-                 "_pending_reset", "osgp", "loaded")
+                 "_pending_reset", "osgp", "loaded", "_timers")
 
     def __init__(self, neuron_id=None, execute=None, keys=None, store=None, program_id=None,
                  config_table=CONFIG_TABLE):
@@ -163,6 +163,7 @@ class PlcNode(Transport):
         self.on_message = None
         self.handlers = None
         self._pending_reset = None
+        self._timers = None
         self.osgp = None
         self.loaded = self._load()
         if execute is not None:
@@ -411,6 +412,14 @@ class PlcNode(Transport):
     def receive(self, frame, now_ms, rssi_db=None, snr_db=None):
         """A frame heard on the line (L2 header .. CRC). Returns the frames to
         send (a list) or None."""
+        self._hold += 1           # hooks' send()/respond() frames leave with ours
+        try:
+            self._receive(frame, now_ms, rssi_db, snr_db)
+        finally:
+            self._hold -= 1
+        return self._flush()
+
+    def _receive(self, frame, now_ms, rssi_db, snr_db):
         try:
             try:
                 f = L.decode(frame)
@@ -420,28 +429,75 @@ class PlcNode(Transport):
                     self._stat(0)          # transmission error
                 elif e.reason == "too_long":
                     self._stat(4)          # missed: no buffer that large
-                return self._flush()
+                return
             inc = self._match(f, rssi_db, snr_db)
             if inc is None:
-                return None
+                return
             self._signal(snr_db)
             if f.apdu is not None and len(f.apdu) > self.max_apdu:
                 self._stat(3)              # lost: larger than the application buffer
                 self._drop("apdu_too_long")
-                return None
+                return
             self._transport(inc, now_ms)
         except Exception:
             self._drop("internal")
         self._after(now_ms)
-        return self._flush()
 
     def poll(self, now_ms):
+        self._hold += 1
         try:
-            self._poll_tx(now_ms)
-        except Exception:
-            self._drop("internal")
-        self._after(now_ms)
+            try:
+                self._poll_timers(now_ms)
+                self._poll_tx(now_ms)
+            except Exception:
+                self._drop("internal")
+            self._after(now_ms)
+        finally:
+            self._hold -= 1
         return self._flush()
+
+    @property
+    def deadline(self):
+        """When poll() next has work (driver ms), or None: the transport's
+        retries and the timers set with later()."""
+        d = self._tx_deadline()
+        t = self._timers
+        if t and (d is None or t[0][0] < d):
+            d = t[0][0]
+        return d
+
+    # -- timers (extension point added for plc_discovery: a reply sent after a
+    # random back-off, a relay window that closes) ----------------------------
+    def later(self, when, fn):
+        """Call fn(node, now) from poll() once driver time reaches `when`
+        (ms). fn may send(); its frames go out with poll's. Returns a handle
+        for cancel()."""
+        t = self._timers
+        if t is None:
+            t = self._timers = []
+        item = [when, fn]
+        i = len(t)
+        while i > 0 and t[i - 1][0] > when:     # sorted by time, FIFO among equals
+            i -= 1
+        t.insert(i, item)
+        return item
+
+    def cancel(self, handle):
+        t = self._timers
+        if t is not None:
+            for i in range(len(t)):
+                if t[i] is handle:
+                    del t[i]
+                    return
+
+    def _poll_timers(self, now):
+        t = self._timers
+        while t and t[0][0] <= now:
+            item = t.pop(0)
+            try:
+                item[1](self, now)
+            except Exception:
+                self._drop("hook_error")
 
     def on_sent(self, frame, now_ms):
         self._sent(frame, now_ms)
@@ -457,7 +513,11 @@ class PlcNode(Transport):
         """A node reset: receive records, transactions (their on_done gets
         False), the selected flag and soft-offline are lost; configuration
         stays. Calls on_reset. Returns frames (from hooks that send)."""
-        self._reset(now, cause, mode)
+        self._hold += 1
+        try:
+            self._reset(now, cause, mode)
+        finally:
+            self._hold -= 1
         return self._flush()
 
     def _reset(self, now, cause, mode):
@@ -469,6 +529,7 @@ class PlcNode(Transport):
                     lost.append(txs[p])
                 lost.extend(txs[2 + p])
         self._clear_transport(cause == RESET_SOFTWARE or cause == RESET_CLEARED)
+        self._timers = None                # later() timers are lost with the RAM
         for tx in lost:
             self._done(tx, False)
         self.online = True
@@ -486,18 +547,25 @@ class PlcNode(Transport):
         self._emit(L.Frame(backlog=0, pdu_fmt=L.PDU_APDU, addr_fmt=L.AF_BROADCAST, src_subnet=0,
                            src_node=0, dst_subnet=0, domain=b"",
                            apdu=N.service_pin(self.neuron_id, self.program_id)))
-        return self._flush()
+        return self._release()
 
     def send(self, dest, apdu, now, service=ACKD, prio=False, dom=0, domain=None,
-             retry=DEFAULT_RETRY, tx_timer=DEFAULT_TX_TIMER, on_done=None):
+             retry=DEFAULT_RETRY, tx_timer=DEFAULT_TX_TIMER, on_done=None,
+             timer_ms=None, last_extra_ms=0, alt=False):
         """Originate a message. dest: (AF_SUBNET_NODE, subnet, node),
         (AF_GROUP, group, size), (AF_BROADCAST, subnet, backlog),
         (AF_NEURON_ID, subnet, neuron_id). service: ACKD, UNACKD_RPT,
         REQUEST or UNACKD. In domain entry `dom`, or with `domain` (bytes)
         in that domain from source 0/0 (flex). tx_timer: index into
         TX_TIMER_MS (the repeat timer for UNACKD_RPT); retry: 0-15.
+        timer_ms (added for LTEP repeating): the timer in ms instead of
+        tx_timer (the long-timer table); last_extra_ms: added to the wait
+        after the last try [DX txTimerDeltaLast]. alt (added for ADD/ATM):
+        an UNACKD frame goes on the alternate path (secondary carrier);
+        other services keep the transport's rule (the last two tries).
         on_done(node, tx, ok) at the end (tx.responses for a REQUEST);
-        node.last_tx is the Transaction. Returns the frames to send now."""
+        node.last_tx is the Transaction. Returns the frames to send now
+        (None from inside a hook or callback: they leave with that call's)."""
         try:
             apdu = bytes(apdu)
             if domain is None:
@@ -518,11 +586,13 @@ class PlcNode(Transport):
             if not 0 <= retry <= 15 or not 0 <= tx_timer <= 15:
                 raise ValueError("retry and tx_timer: 0-15")
             tx = Transaction(dest, apdu, service, prio, dom, domain, src, retry,
-                             TX_TIMER_MS[tx_timer], on_done)
+                             TX_TIMER_MS[tx_timer] if timer_ms is None else int(timer_ms),
+                             on_done)
+            tx.extra = int(last_extra_ms)
             self.last_tx = tx
             if service == UNACKD:
                 tx.tid = 0
-                f = self._frame(tx, L.PDU_APDU, None, False, 0, apdu)
+                f = self._frame(tx, L.PDU_APDU, None, bool(alt), 0, apdu)
                 f.tid = None
                 self._done(tx, self._emit(f) is not None)
             else:
@@ -531,7 +601,7 @@ class PlcNode(Transport):
             self._drop("tx_error")
             if on_done is not None:
                 on_done(self, None, False)
-        return self._flush()
+        return self._release()
 
     # -- application dispatch ------------------------------------------------------------
     def _deliver(self, inc, now):
