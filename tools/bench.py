@@ -755,6 +755,9 @@ def run(args):
     metering measurements are tools/bench_metering.py)."""
     from . import bench_metering
     mode = getattr(args, "mode", "all")
+    if mode == "fleet":                 # tools/bench_fleet.py, docs/fleet.md
+        from . import bench_fleet
+        return bench_fleet.run(args)
     res = {}
     if mode != "metering":
         res = measure(seconds=args.seconds, gurux=not args.no_gurux)

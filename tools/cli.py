@@ -86,6 +86,13 @@ def build_parser():
     dc.add_parser(sub)
     cnip_gateway.add_parser(sub)
     modem.add_parser(sub)
+
+    # -- fleets, the demo and `bench fleet` (tools/fleet.py, tools/demo.py,
+    #    tools/bench_fleet.py; docs/fleet.md)
+    from . import fleet, demo, bench_fleet
+    fleet.add_parser(sub)
+    demo.add_parser(sub)
+    bench_fleet.add_arguments(b)
     return ap
 
 
@@ -122,6 +129,12 @@ def main(argv=None):
         if args.command in ("modem", "mip-meter"):
             from . import modem
             return modem.run(args)
+        if args.command == "fleet":
+            from . import fleet
+            return fleet.run(args)
+        if args.command == "demo":
+            from . import demo
+            return demo.run(args)
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a clear one-line error for the user, not a traceback
