@@ -362,6 +362,7 @@ class Discovery:
         self.slot_ms = slot_ms
         self.topology = Topology(self.nid, min_margin)
         self.round = 0
+        self.expected = None     # meters the head end expects (run(expected=))
         self._carrier = 0
         self.inbox = []
         self._want = None
@@ -527,6 +528,12 @@ class Discovery:
         return got
 
     def _window(self, expect):
+        # When the head end told the DC how many meters to expect, the window
+        # covers every meter not found yet; otherwise it is sized by the
+        # meters still to place, which collides past ~60 meters per DC.
+        if self.expected:
+            expect = max(expect, self.expected - len(self.topology.meters))
+            return max(8, min(255, 2 * expect + 8))
         return max(8, min(128, 2 * expect + 8))
 
     def _unplaced(self):
@@ -748,9 +755,14 @@ class Discovery:
         return None
 
     # -- the whole formation ------------------------------------------------------------------
-    def run(self, patience=2, max_direct_rounds=8, first_window=64):
+    def run(self, patience=2, max_direct_rounds=8, first_window=64, expected=None):
         """Discover, commission and map every meter the DC can reach; returns
-        summary() plus the times it took (virtual and wall)."""
+        summary() plus the times it took (virtual and wall). `expected`: how
+        many meters the head end knows are there (sizes the answer windows)."""
+        if expected:
+            self.expected = expected
+            first_window = max(first_window, min(255, 2 * expected + 8))
+            max_direct_rounds = max(max_direct_rounds, 16)
         t0 = time.perf_counter()
         v0 = self.now
         quiet = 0

@@ -140,17 +140,9 @@ def _form_network(fleet, shard, out, progress, dc_kw, expected=True):
             if progress is not None:
                 progress("commissioning", spent["n"], len(shard.meters))
     disc.commission = timed_commission
-    run_kw = {}
     n = len(shard.meters)
-    if expected and n > 24 and callable(getattr(disc, "_window", None)):
-        # The DC is told how many meters to expect (the head-end's meter
-        # list): its answer windows cover the meters not found yet. Without
-        # it, dc_topology sizes each window by the meters it already knows,
-        # and past ~60 meters most answers of a round collide.
-        window = disc._window
-        disc._window = lambda expect: max(window(expect),
-                                          min(255, 2 * (n - len(disc.topology.meters)) + 8))
-        run_kw = {"first_window": min(255, 2 * n + 8), "max_direct_rounds": 16}
+    # The DC is told how many meters to expect (the head end's meter list).
+    run_kw = {"expected": n} if expected and n > 24 else {}
     v0, w0, f0 = ch.sim.now_ms, time.perf_counter(), ch.stats["tx"]
     if progress is not None:
         progress("discovery", 0, n)
