@@ -842,6 +842,9 @@ def add_parser(sub):
     c.add_argument("procedure", help="BPnn, EPnn, a number, or a catalogue name")
     c.add_argument("params", nargs="?", type=_hex, default=b"", help="parameters as hex")
     c.add_argument("--psn", type=_int)
+    disc = acts.add_parser("discover", help="--local: discover and commission factory-fresh meters, "
+                                            "print the topology (paths, hops, margins)")
+    disc.add_argument("--json", action="store_true")
     s = acts.add_parser("status", help="ND query status of meters (reachability, counters)")
     s.add_argument("meters", nargs="?", default=None, help=meters_help + " (default: all, --local)")
     return d
@@ -921,6 +924,9 @@ def run(args, out=None, err=None):
     from . import crypto_backend
     out = out or sys.stdout
     err = err or sys.stderr
+    if args.action == "discover":
+        from . import dc_discover
+        return dc_discover.run(args, out, err)
     crypto_backend.install()
     dc, fleet = build_dc(args)
     try:
