@@ -10,7 +10,7 @@
 #   03 lo width pops x and pushes (x >> lo) & ((1 << width) - 1);
 #   '+' '-' '*' '/' (floor) 'M' (max) pop b, pop a and push a op b.
 # default: the initial contents (zero-filled to the size), or None for all zeros.
-SOURCE_DIGEST = "55e106084e40e05dea2816082bd136b146cbaedb7412096919c2a78af649c3d6"
+SOURCE_DIGEST = "2408fe1ed62901625ee881432ceefb846ec46e619d7b460ae01fa7f193a65de4"
 # table_id: (size, read_mask, write_mask, flags, default)
 TABLES = {
     0: (79, 0xFF, 0x00, 0x01, b'\x02*\x88EMUL\x02\x00\xff\x0c\x01\x00\n\r\x02\x0c\x06\x04\xff\x81\xf0\xdf\x02\x00\xfc\xf0\xcf\x07\xfe\xff\xff\xffU\xe7\xfdn\xcc\xbc#\x06\n\xff\xff\xfe\xff\xff\xff\xff\x07\x14 \x01\x00\x00\x00\xe4\x80@\x08\x02\x00`\x00\x00\x02\xfe#\x04H\x04\x81\x9cb\x880\x01\x00\x02'),  # BT00 General Configuration
