@@ -102,6 +102,17 @@ _SLOTS = ("prio", "alt", "backlog", "version", "pdu_fmt", "addr_fmt",
           "value", "mlist", "apdu")
 
 
+def same_fields(a, b, names):
+    """Field-by-field equality of two records of the same class (the codec
+    classes here, in lontalk_nm and lontalk_proxy compare this way)."""
+    if type(a) is not type(b):
+        return False
+    for name in names:
+        if getattr(a, name) != getattr(b, name):
+            return False
+    return True
+
+
 class Frame:
     """One decoded LonTalk frame. Fields a format does not carry are None
     (auth: False). dst_subnet: broadcast target (0 = whole domain), 2a/2b
@@ -141,12 +152,7 @@ class Frame:
         self.apdu = apdu
 
     def __eq__(self, other):
-        if not isinstance(other, Frame):
-            return False
-        for name in _SLOTS:
-            if getattr(self, name) != getattr(other, name):
-                return False
-        return True
+        return same_fields(self, other, _SLOTS)
 
     def __ne__(self, other):
         return not self.__eq__(other)

@@ -11,7 +11,7 @@
 # not parse); the node layer answers a *request* that fails to parse with
 # the failure code (nm_failure/nd_failure) and drops anything else [DX
 # NMNDRespond]. Builders raise ValueError for out-of-range fields.
-from .lontalk import FrameError
+from .lontalk import FrameError, same_fields
 
 REASONS = ("nm_length", "nm_value", "nm_code")
 
@@ -254,12 +254,7 @@ class AddressEntry:
         self.turnaround = turnaround
 
     def __eq__(self, o):
-        if not isinstance(o, AddressEntry):
-            return False
-        for n in _AE:
-            if getattr(self, n) != getattr(o, n):
-                return False
-        return True
+        return same_fields(self, o, _AE)
 
     def __ne__(self, o):
         return not self.__eq__(o)

@@ -28,7 +28,7 @@
 # declares the same fields in the reverse order under its MSB-first
 # convention, i.e. count in the LOW nibble; the sources disagree and no
 # capture settles it. The positions live in this file only.
-from .lontalk import FrameError
+from .lontalk import FrameError, same_fields
 
 CODE = 0x4D
 FAIL = 0x4C
@@ -97,12 +97,7 @@ class Proxy:
         self.apdu = apdu
 
     def __eq__(self, o):
-        if not isinstance(o, Proxy):
-            return False
-        for n in _SLOTS:
-            if getattr(self, n) != getattr(o, n):
-                return False
-        return True
+        return same_fields(self, o, _SLOTS)
 
     def __ne__(self, o):
         return not self.__eq__(o)

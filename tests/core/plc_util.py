@@ -102,3 +102,21 @@ def answer(out, st, base=None):
     st.update(plain)
     assert st.finish() == dig
     return plain
+
+
+def app_node(configured=True):
+    """A node whose application records what it gets and answers requests
+    with b'\\x55' + the request APDU."""
+    n, m = node(configured, app=False)
+    got = []
+
+    def on_message(node_, inc, now):
+        got.append((inc.service, bytes(inc.frame.apdu), inc.frame.addr_fmt))
+        return b"\x55" + bytes(inc.frame.apdu)
+    n.on_message = on_message
+    return n, got
+
+
+def one(out):
+    assert out is not None and len(out) == 1, out
+    return L.decode(out[0])

@@ -5,7 +5,7 @@ from osgp_meter.device import Meter, PortLimits
 from osgp_meter.store import TableStore
 from osgp_meter import catalogue_data, clock, events, metrology
 
-T0 = 1767225600000 + 7 * 3600000 + 250    # 2026-01-01 07:00:00.250 UTC (08:00 CET)
+from metrology_util import make, T0
 H = 3600000
 DAY = 24 * H
 PORT = PortLimits("test", 1000, 1000, 0xFFFD)
@@ -22,20 +22,6 @@ def digest(m):
         data = m.store.content(tid)
         out.append((len(data), sum((i + 1) * data[i] for i in range(len(data)))))
     return out
-
-
-def make(tables=(), start=T0, attach=True, **extra):
-    # Firmware(config, start).meter without the ports (heap), with 3
-    # self-reads and 20 history entries instead of 12 and 100 (heap again)
-    config = {"keys": {}, "clock": start // 1000, "seed": 7}
-    config.update(extra)
-    m = Meter(TableStore(catalogue_data.TABLES), catalogue_data.PROCEDURES)
-    m.set_utc(start // 1000, start)
-    for tid, off, data in ((21, 2, (3,)), (71, 5, (20, 0))) + tuple(tables):
-        m.store.write(tid, off, bytes(data))
-    if attach:
-        metrology.attach(m, config)
-    return m
 
 
 def call(m, number, params, now, psn=[0]):

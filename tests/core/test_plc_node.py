@@ -4,25 +4,7 @@
 from osgp_meter import lontalk as L
 from osgp_meter import lontalk_transport as TR
 from osgp_meter import plc_node as P
-from plc_util import node, frame, h, NID, DC_NID, T0
-
-
-def app_node(configured=True):
-    """A node whose application records what it gets and answers requests
-    with b'\\x55' + the request APDU."""
-    n, m = node(configured, app=False)
-    got = []
-
-    def on_message(node_, inc, now):
-        got.append((inc.service, bytes(inc.frame.apdu), inc.frame.addr_fmt))
-        return b"\x55" + bytes(inc.frame.apdu)
-    n.on_message = on_message
-    return n, got
-
-
-def one(out):
-    assert out is not None and len(out) == 1, out
-    return L.decode(out[0])
+from plc_util import node, frame, h, NID, DC_NID, T0, app_node, one
 
 
 # --- address filter -------------------------------------------------------------------
