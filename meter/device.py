@@ -42,7 +42,8 @@ PLC_LIMITS = PortLimits("plc", 84, 75, 0xFFFE)
 
 class Meter:
     __slots__ = ("store", "procs", "clock_offset", "last_psn", "on_save", "on_idt",
-                 "t", "user", "powered", "subsystems", "metrology", "tou", "lp", "supply", "_due")
+                 "t", "user", "powered", "subsystems", "metrology", "tou", "lp", "supply", "_due",
+                 "write_hooks", "nv_parts", "pending", "txn", "groups", "banks", "life")
 
     def __init__(self, store, procs, clock_offset=0):
         self.store = store
@@ -62,6 +63,21 @@ class Meter:
         self.lp = None
         self.supply = None
         self._due = None                    # cached earliest due second (see changed())
+        # Features of issue 5, each None until its module attaches itself:
+        # pending tables, transactions, broadcast groups, code banks, the
+        # commissioning lifecycle (see firmware.py).
+        self.pending = None
+        self.txn = None
+        self.groups = None
+        self.banks = None
+        self.life = None
+        # {table_id: fn(meter, tid, offset, data, role, limits, now)}: a module
+        # that owns a table's write semantics (transactions, ...) answers the
+        # write itself; None from the hook means "store it as usual".
+        self.write_hooks = None
+        # {name: (get() -> bytes, set(bytes))}: state outside the table store
+        # that must survive a power cut (docs/persistence.md).
+        self.nv_parts = None
 
     # -- the one entry point of every port -----------------------------------
     def execute(self, request, role, limits, now):
@@ -134,6 +150,13 @@ class Meter:
         self._due = None
         if tid == procedures.BT07:
             return procedures.initiate(self, offset, data, role, now)
+        hooks = self.write_hooks
+        if hooks is not None:
+            hook = hooks.get(tid)
+            if hook is not None:
+                answer = hook(self, tid, offset, data, role, limits, now)
+                if answer is not None:
+                    return answer
         if (tid == BT53 or tid == BT54) and self.tou is not None and data:
             # A calendar or time offset that cannot work is refused whole,
             # before anything is stored (docs/tou.md).
@@ -149,6 +172,19 @@ class Meter:
             self.on_idt()
         events.table_written(self, tid, now)
         return services.R_OK
+
+    def hook_write(self, tid, fn):
+        """Let `fn` answer writes to table `tid` (see write_hooks)."""
+        if self.write_hooks is None:
+            self.write_hooks = {}
+        self.write_hooks[tid] = fn
+
+    def nv_part(self, name, get, put):
+        """Register state outside the table store that must survive a power
+        cut: get() -> bytes, put(bytes) restores it (docs/persistence.md)."""
+        if self.nv_parts is None:
+            self.nv_parts = {}
+        self.nv_parts[name] = (get, put)
 
     def bump_idt(self):
         """A change of the interface definition (dimensions, LP layout ...):
