@@ -13,10 +13,17 @@
 # with crypt(data) -> bytes that continues its keystream. The default is the
 # pure-Python rc4.RC4; a host may register a faster factory (CPython:
 # osgp_host.crypto_backend.install()). Every factory must give the same bytes.
+#
+# AES security mode (ET04.127 = 2, docs/security-modes.md): the same pattern
+# for AES-128-CCM (new_aes_ccm, set_aes_backend). The AES code itself
+# (aes.py, ccm.py, aes_mode.py) is imported only when a meter first needs it,
+# so a meter in RC4 mode never loads its tables; what stays here is the
+# backend registry and the ET04.127 write rules.
 from .rc4 import RC4
 from .digest import OmaDigest
 
 _rc4_factory = None   # None: the pure-Python default
+_aes_factory = None   # None: the pure-Python ccm.AesCcm
 
 
 def set_rc4_backend(factory=None):
@@ -142,3 +149,61 @@ def plc_decrypt(base_key, ciphertext, digest):
     """Inverse of plc_encrypt, digest taken from the received trailer; the
     caller then recomputes the digest of the result and compares [F5] (?)."""
     return new_rc4(_xor8(base_key, digest)).crypt(ciphertext)
+
+
+# ---- AES security mode: backend and ET04.127 rules (docs/security-modes.md) --
+
+AES_TAG = 8                  # the profile's CCM tag length (bytes)
+
+
+def set_aes_backend(factory=None):
+    """Register factory(key, tag_len) -> object with encrypt(nonce, data, aad)
+    -> ciphertext | tag and decrypt(nonce, data, aad) -> plaintext or None
+    (AES-128-CCM); None restores the pure-Python default. Returns the
+    previous factory."""
+    global _aes_factory
+    old = _aes_factory
+    _aes_factory = factory
+    return old
+
+
+def new_aes_ccm(key, tag_len=AES_TAG):
+    """AES-128-CCM keyed with the 16-byte `key`, from the registered backend."""
+    f = _aes_factory
+    if f is None:
+        from .ccm import AesCcm
+        return AesCcm(key, tag_len)
+    return f(key, tag_len)
+
+
+def aes_unwrap_key(meter, number, key_id, target, role, blob):
+    """keys.set_aes_unwrap's function: the new key of an EP15/EP24/EP25 key
+    change in AES mode, or None (aes_mode.keys_unwrap; imported on use)."""
+    from . import aes_mode
+    return aes_mode.keys_unwrap(meter, number, key_id, target, role, blob)
+
+
+ET04 = 2048 + 4
+ET04_SECURITY_MODE = 127
+MODE_RC4 = 0
+MODE_AES = 2
+
+
+def guard_security_mode(meter):
+    """Make ET04 writes follow the ET04.127 rules (meter.hook_write, in
+    front of any ET04 hook already there): a write that changes ET04.127
+    is judged by aes_mode.mode_write."""
+    hooks = meter.write_hooks
+    prev = hooks.get(ET04) if hooks else None
+
+    def hook(m, tid, offset, data, role, limits, now):
+        i = ET04_SECURITY_MODE - offset
+        if 0 <= i < len(data) and data[i] != m.store.field(ET04, ET04_SECURITY_MODE, 1):
+            from . import aes_mode      # the rules; not the AES tables
+            refused = aes_mode.mode_write(m, data[i], role, limits)
+            if refused is not None:
+                return refused
+        if prev is not None:
+            return prev(m, tid, offset, data, role, limits, now)
+        return None
+    meter.hook_write(ET04, hook)

@@ -26,6 +26,11 @@
 # zero bytes where the digest would be (no key matched, so none can be used);
 # `secure=False` runs the port without sequence numbers and digests, for
 # benchmarks and debugging only.
+#
+# AES security mode (ET04.127 = 2): requests are AES-CCM sealed instead and
+# go through meter/aes_mode.py, loaded then; an RC4/digest request fails its
+# tag check and gets 0x0B (docs/security-modes.md). `secure=False` skips
+# this too.
 from . import cipher
 
 MAX_FRAME = 476
@@ -49,7 +54,7 @@ class MepServer:
     __slots__ = (
         "execute", "keys", "roles", "seq", "secure", "baud", "on_seq",
         "_buf", "_last_byte", "_last_req", "_last_sig", "_last_answer",
-        "_queue", "alert", "_alert_at", "stats", "_hint",
+        "_queue", "alert", "_alert_at", "stats", "_hint", "mode", "ident", "aes",
     )
 
     def __init__(self, execute, keys, roles, seq=0, secure=True, baud=9600, on_seq=None):
@@ -72,6 +77,12 @@ class MepServer:
         self._alert_at = None
         self.stats = [0, 0, 0, 0]     # answered, bad digest, bad sequence, dropped
         self._hint = None             # (role, encrypted) of the last verified request
+        # AES security mode (meter/aes_mode.py, docs/security-modes.md): mode()
+        # -> ET04.127 and ident() -> the 8-byte nonce identity, both set by
+        # the firmware; aes: the derived keys, made on the first AES request.
+        self.mode = None
+        self.ident = None
+        self.aes = None
 
     # -- the driver's side ---------------------------------------------------
     def feed(self, data, now):
@@ -183,6 +194,10 @@ class MepServer:
         if sig == self._last_sig:     # a retry of the last answered request
             self._last_req = now
             return self._last_answer
+        mode = self.mode
+        if mode is not None and mode() == cipher.MODE_AES:
+            from . import aes_mode    # loaded by the first AES request only
+            return aes_mode.mep_request(self, body, sig, now)
         msg = body[:-8]
         digest = body[-8:]
         found = None
@@ -207,22 +222,26 @@ class MepServer:
             return b"\x0b" + _ZERO_DIGEST
         role, st, rc4, plain = found
         self._hint = (role, rc4 is not None)
+        response, seq = self._run(role, plain, now)
+        st.update(response)
+        answer = (rc4.crypt(response) if rc4 is not None else response) + st.finish()
+        if seq is not None:
+            self._last_sig = sig
+            self._last_answer = answer
+        return answer
+
+    def _run(self, role, plain, now):
+        """A verified request (code .. seq): (response, seq) when its number
+        is in the window and it ran, else (0x0C answer, None)."""
         n = len(plain)
         seq = (plain[n - 4] << 24) | (plain[n - 3] << 16) | (plain[n - 2] << 8) | plain[n - 1]
         ahead = (seq - self.seq) & 0xFFFFFFFF
         if ahead == 0 or ahead > 8:
             self.stats[2] += 1
             s = self.seq
-            response = bytes((0x0C, s >> 24, (s >> 16) & 0xFF, (s >> 8) & 0xFF, s & 0xFF))
-        else:
-            self.seq = seq
-            if self.on_seq is not None:
-                self.on_seq(seq)
-            self.stats[0] += 1
-            response = self.execute(plain[:n - 4], role, now)
-        st.update(response)
-        answer = (rc4.crypt(response) if rc4 is not None else response) + st.finish()
-        if ahead and ahead <= 8:
-            self._last_sig = sig
-            self._last_answer = answer
-        return answer
+            return bytes((0x0C, s >> 24, (s >> 16) & 0xFF, (s >> 8) & 0xFF, s & 0xFF)), None
+        self.seq = seq
+        if self.on_seq is not None:
+            self.on_seq(seq)
+        self.stats[0] += 1
+        return self.execute(plain[:n - 4], role, now), seq

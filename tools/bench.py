@@ -9,7 +9,10 @@ as spread rather than as a difference between measurements):
   check, sequence window, table store read, response digest) -> frame out.
   Secured (the default) with plain and RC4-encrypted requests, RC4 through
   the pure-Python core and through `cryptography`; and the unsecured test
-  mode (``mep_secure = false``: frames are length + C12 request). Requests
+  mode (``mep_secure = false``: frames are length + C12 request); and the
+  AES security mode (ET04.127 = 2, docs/security-modes.md: AES-128-CCM
+  requests and answers), through the pure-Python AES/CCM of the core and
+  through `cryptography`'s AESCCM. Requests
   are built before the clock starts, with sequence numbers +1 each, and fed
   with a virtual `now` that advances 100 ms per request (the server takes at
   most one request per 100 ms). They are fed in chunks; between chunks (off
@@ -130,6 +133,17 @@ def verify_secured_answer(out, st, rc4, expected):
     return plain
 
 
+def _aes_backends():
+    """[(name, factory or None)] of AES-CCM: pure Python, cryptography if present."""
+    out = [("pure", None)]
+    try:
+        from . import crypto_backend
+        out.append(("cryptography", crypto_backend.aes_ccm_factory))
+    except ImportError:
+        pass
+    return out
+
+
 def _rc4_backends():
     """[(name, factory or None)]: pure Python always, cryptography if present."""
     out = [("pure", None)]
@@ -144,11 +158,13 @@ def _rc4_backends():
 class MepCase:
     """One MEP throughput measurement: a meter, pre-built frames, a checker."""
 
-    def __init__(self, name, label, config, secure=True, encrypt=False, backend=("pure", None)):
+    def __init__(self, name, label, config, secure=True, encrypt=False, backend=("pure", None),
+                 aes=False):
         self.name = name
         self.label = label
         self.secure = secure
         self.encrypt = encrypt
+        self.aes = aes                # AES security mode: backend is an AES-CCM factory
         self.backend_name, self.backend = backend
         cfg = dict(config)
         cfg["mep_secure"] = secure
@@ -159,7 +175,19 @@ class MepCase:
         self.c12 = c12
         expected = _expected_answer(config, self.count)
         self.now = T0
-        if secure:
+        if aes:
+            from osgp_meter import aes_mode
+            fw.meter.store.set_field(2048 + 4, 127, 1, 2)          # ET04.127 = AES
+            old = cipher.set_aes_backend(self.backend)
+            try:
+                self._aes = (cipher.new_aes_ccm(aes_mode.derive_key(fw.keys.get(access.ROLE_MAK))),
+                             fw.mep.ident())
+            finally:
+                cipher.set_aes_backend(old)
+            self.frames = [_frame(aes_mode.seal_request(self._aes[0], 0, self._aes[1], c12,
+                                                         (self.base_seq + 1 + i) & 0xFFFFFFFF))
+                           for i in range(CHUNK)]
+        elif secure:
             key = fw.keys.get(access.ROLE_MAK)
             _check(key is not None, "the profile has no MAK")
             d = OmaDigest(key)
@@ -211,7 +239,12 @@ class MepCase:
         _check(mep.stats[0] - stats[0] == n and mep.stats[1:] == stats[1:],
                "%s: server counters %r -> %r" % (self.name, stats, list(mep.stats)))
         if self.last_answer is None:
-            if self.secure:
+            if self.aes:
+                from osgp_meter import aes_mode
+                seq = (self.base_seq + len(self.frames)) & 0xFFFFFFFF
+                _check(aes_mode.open_answer(self._aes[0], 0, self._aes[1], seq, out[2:]) == self.expected,
+                       "AES answer does not verify")
+            elif self.secure:
                 verify_secured_answer(out, *self.client_state(), expected=self.expected)
             else:
                 _check(out == _frame(self.expected), "unsecured answer %s" % out.hex())
@@ -225,7 +258,11 @@ class MepCase:
 
     def sample(self, seconds):
         """Requests per second over at least `seconds` of timed feeding."""
-        old = cipher.set_rc4_backend(self.backend)
+        if self.aes:
+            old = cipher.set_aes_backend(self.backend)
+            old_rc4 = cipher.set_rc4_backend(None)
+        else:
+            old = cipher.set_rc4_backend(self.backend)
         try:
             n = 0
             total = 0.0
@@ -236,11 +273,16 @@ class MepCase:
                 if total >= seconds:
                     return n / total
         finally:
-            cipher.set_rc4_backend(old)
+            if self.aes:
+                cipher.set_aes_backend(old)
+                cipher.set_rc4_backend(old_rc4)
+            else:
+                cipher.set_rc4_backend(old)
 
     def describe(self):
         return {"secure": self.secure, "rc4": self.encrypt,
                 "rc4_backend": self.backend_name if self.encrypt else None,
+                "aes_backend": self.backend_name if self.aes else None,
                 "request_bytes": self.request_bytes,
                 "answer_bytes": getattr(self, "answer_bytes", None)}
 
@@ -546,6 +588,9 @@ def build_cases(config, gurux=True):
     for bname, factory in _rc4_backends():
         cases.append(MepCase("mep_secured_rc4_" + bname, "MEP secured, RC4 (%s)" % bname,
                              config, encrypt=True, backend=(bname, factory)))
+    for bname, factory in _aes_backends():
+        cases.append(MepCase("mep_aes_" + bname, "MEP AES-CCM mode (%s)" % bname,
+                             config, backend=(bname, factory), aes=True))
     cases.append(MepCase("mep_unsecured", "MEP unsecured (test mode)", config, secure=False))
     if gurux:
         cases.append(GuruxCase())

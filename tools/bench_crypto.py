@@ -7,7 +7,10 @@ a 12-byte request (finish_copy) continued over a 20-byte response (finish),
 and the RC4 of the same exchange (base key known, per-request key schedule,
 request then response), with the pure-Python RC4 and with `cryptography`.
 ``--micropython`` runs the same measurements under the MicroPython unix port
-(pure-Python RC4 only). Numbers are for humans: no test asserts on them.
+(pure-Python RC4 only). The AES security mode's primitives come last
+(docs/security-modes.md): one AES-128 block, AES-CCM sealing and opening of
+a 64-byte message (13-byte nonce, 5-byte AAD, 8-byte tag), pure Python and,
+on CPython, `cryptography`. Numbers are for humans: no test asserts on them.
 
 This file also runs as a plain script under MicroPython (that is how
 ``--micropython`` works), so it sticks to the portable subset.
@@ -88,6 +91,54 @@ def cases(key=MAK):
     ]
 
 
+def aes_cases():
+    """The AES mode's costs: one block, CCM seal / open of 64 bytes."""
+    from osgp_meter import aes
+    key = bytes(range(16))
+    rks = aes.expand_key(key)
+    c = cipher.new_aes_ccm(key)
+    nonce = bytes(13)
+    aad = REQ[:1] + REQ[-4:]
+    msg = bytes(range(64))
+    sealed = c.encrypt(nonce, msg, aad)
+
+    def block():
+        aes.encrypt_block(rks, msg[:16])
+
+    def seal():
+        c.encrypt(nonce, msg, aad)
+
+    def open_():
+        c.decrypt(nonce, sealed, aad)
+
+    return [
+        ("AES-128 block (pure Python)", block),
+        ("AES-CCM seal 64 B", seal),
+        ("AES-CCM open 64 B", open_),
+    ]
+
+
+def run_aes(seconds=1.0, out=print):
+    backends = [("pure-Python AES-CCM", None)]
+    if sys.implementation.name != "micropython":
+        try:
+            from osgp_host import crypto_backend
+            backends.append(("cryptography AES-CCM", crypto_backend.aes_ccm_factory))
+        except ImportError:  # pragma: no cover
+            pass
+    for label, factory in backends:
+        old = cipher.set_aes_backend(factory)
+        try:
+            out("-- %s" % label)
+            for name, fn in aes_cases():
+                if factory is not None and "CCM" not in name:
+                    continue
+                r = rate(fn, seconds)
+                out("%-50s %10.0f /s %8.1f us" % (name, r, 1e6 / r))
+        finally:
+            cipher.set_aes_backend(old)
+
+
 def run(seconds=1.0, out=print):
     impl = sys.implementation.name
     backends = [("pure-Python RC4", None)]
@@ -108,6 +159,7 @@ def run(seconds=1.0, out=print):
                 out("%-50s %10.0f /s" % (name, rate(fn, seconds)))
         finally:
             cipher.set_rc4_backend(old)
+    run_aes(seconds, out)
 
 
 def _run_micropython(seconds):

@@ -38,11 +38,20 @@ def _print_table(entry, data, offset, raw, out):
 def _mep_client(args):
     from .mep_client import MepClient
     key = args.key
+    data = None
     if key is None:
         data = profiles.load(args.profile)
         key = profiles.parse_key(data["keys"]["mbk" if args.basic else "mak"], "mak")
+    ident = None
+    if getattr(args, "aes", False):
+        # the AES nonce identity: the serial number as BT01.16 holds it
+        serial = args.serial
+        if serial is None:
+            serial = (data or profiles.load(args.profile))["identity"]["serial_number"]
+        ident = profiles._bcd(serial, 8, "serial_number")
     port = ports.open_client(args.port, args.baud, args.timeout)
-    return MepClient(port, key, seq=args.seq, encrypt=args.encrypt)
+    return MepClient(port, key, seq=args.seq, encrypt=args.encrypt,
+                     aes=getattr(args, "aes", False), ident=ident)
 
 
 def _optical_client(args):
@@ -73,6 +82,9 @@ def run(args, out=sys.stdout):
             entry = _table(args.table)
             client.write(entry["id"], args.data, args.offset)
             print("%s written: %d bytes at offset %d" % (entry["label"], len(args.data), args.offset or 0), file=out)
+        elif args.action == "txn":
+            from . import transaction
+            return transaction.run_cli(client, args, out)
         elif args.action == "call":
             entry = _procedure(args.procedure)
             if optical:

@@ -6,6 +6,11 @@ Sequence numbers: the client adds one per request. When it does not know the
 meter's number it starts anywhere; the meter answers 0x0C with the number it
 holds, and the client retries once with that number + 1 [MEP p.11, p.15].
 A request that times out is sent again with the same bytes [MEP p.20].
+
+AES security mode (``aes=True``, docs/security-modes.md, an emulator
+profile): requests are AES-128-CCM sealed under the key derived from the MEP
+key, with the meter's serial number (BT01.16, 8 bytes: ``ident``) in the
+nonce; ``osgp_meter.aes_mode`` builds and checks the bytes.
 """
 import os
 import struct
@@ -33,10 +38,16 @@ class MepTimeout(MepError):
 
 
 class MepClient:
-    def __init__(self, port, key, seq=None, encrypt=False, retries=2, min_gap=0.1):
+    def __init__(self, port, key, seq=None, encrypt=False, retries=2, min_gap=0.1,
+                 aes=False, ident=None):
         self.port = port                  # pyserial-like: read(n), write(b), timeout
         self.digest = OmaDigest(bytes(key[:16]))
         self.base = cipher.mep_base_key(key) if encrypt else None
+        self.aes = None                   # AES mode: the CCM object and the nonce identity
+        if aes:
+            from osgp_meter import aes_mode
+            self.aes = (cipher.new_aes_ccm(aes_mode.derive_key(bytes(key[:16]))),
+                        bytes(ident) if ident is not None else aes_mode.NO_ID)
         self.seq = seq
         self.retries = retries
         self.min_gap = min_gap            # the meter takes one request per 100 ms
@@ -59,6 +70,8 @@ class MepClient:
             return rsp
 
     def _exchange(self, req, seq):
+        if self.aes is not None:
+            return self._exchange_aes(req, seq)
         msg = bytes(req) + struct.pack(">I", seq)
         st = self.digest.start(msg)
         dig = st.finish_copy()
@@ -83,6 +96,27 @@ class MepClient:
         st.update(plain)
         if st.finish() != rdig:
             raise MepError(0x0B, "the answer's digest does not verify (wrong key?)")
+        return plain
+
+    def _send(self, body):
+        frame = struct.pack(">H", len(body)) + body
+        for _ in range(self.retries + 1):
+            self._pace()
+            self.port.write(frame)
+            answer = self._read_frame()
+            if answer is not None:
+                return answer
+        raise MepTimeout()
+
+    def _exchange_aes(self, req, seq):
+        from osgp_meter import aes_mode
+        c, ident = self.aes
+        answer = self._send(aes_mode.seal_request(c, 0, ident, req, seq))
+        plain = aes_mode.open_answer(c, 0, ident, seq, answer)
+        if plain is None:
+            raise MepError(0x0B, "the answer's tag does not verify (wrong key or serial number?)")
+        if plain == b"\x0b":
+            raise MepError(0x0B)
         return plain
 
     def _pace(self):

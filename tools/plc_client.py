@@ -13,6 +13,11 @@ never a copy.
                    plc_key(base, request digest), response data under
                    plc_key(base, response digest); digests cover plaintext
 
+AES security mode (``aes=True``, docs/security-modes.md, also an emulator
+profile): ``code | CCM(args) | seq | tag(8)`` under the AES key derived from
+the PLC key, the meter's Neuron ID in the nonce (``neuron_id``);
+``osgp_meter.aes_mode`` builds and checks the bytes. Unicast only here.
+
 How the APDU travels is not this module's business: ``PlcClient`` takes an
 ``exchange(apdu) -> response APDU or None`` function (None: no answer after
 the transport's own retries). ``osgp_host.dc`` supplies one that sends a
@@ -95,14 +100,15 @@ class Request:
     """One secured request: ``apdu`` (what goes on the wire, the same bytes
     on every retry), ``seq``, and what ``verify`` needs to check the answer."""
 
-    __slots__ = ("apdu", "seq", "digest", "_stream", "_base")
+    __slots__ = ("apdu", "seq", "digest", "_stream", "_base", "_aes")
 
-    def __init__(self, apdu, seq, digest, stream, base):
+    def __init__(self, apdu, seq, digest, stream, base, aes=None):
         self.apdu = apdu
         self.seq = seq
         self.digest = digest
         self._stream = stream
         self._base = base
+        self._aes = aes                    # AES mode: (CCM, nonce identity)
 
     def verify(self, answer, meter=None):
         """The plaintext response (code [count data]) of an answer APDU;
@@ -114,6 +120,13 @@ class Request:
         body, dig = answer[:-8], answer[-8:]
         if body == b"\x0b" and dig == ZERO8:
             raise PlcAuthError(meter=meter)
+        if self._aes is not None:
+            from osgp_meter import aes_mode
+            c, ident = self._aes
+            plain = aes_mode.open_answer(c, aes_mode.F_PLC, ident, self.seq, answer)
+            if plain is None:
+                raise PlcAuthError("the answer's tag does not verify (wrong key or Neuron ID?)", meter)
+            return plain
         plain = body
         if self._base is not None:
             plain = body[:1] + cipher.plc_decrypt(self._base, body[1:], dig)
@@ -128,7 +141,7 @@ class PlcSecurity:
     """Per-meter client security state: the 12-byte PLC key (unicast or
     broadcast), the last sequence number used, RC4 on or off."""
 
-    def __init__(self, key, seq=None, encrypt=False):
+    def __init__(self, key, seq=None, encrypt=False, aes=False, neuron_id=None):
         key = bytes(key)
         if len(key) != 12:
             raise ValueError("a PLC key is 12 bytes (got %d)" % len(key))
@@ -136,6 +149,13 @@ class PlcSecurity:
         self.digest = OmaDigest(key)
         self.base = cipher.plc_base_key(key) if encrypt else None
         self.seq = 0 if seq is None else seq & 0xFFFFFFFF
+        self.aes = None                    # AES mode: (CCM, 00 00 | the meter's Neuron ID)
+        if aes:
+            from osgp_meter import aes_mode
+            nid = bytes(neuron_id) if neuron_id is not None else bytes(6)
+            if len(nid) != 6:
+                raise ValueError("a Neuron ID is 6 bytes")
+            self.aes = (cipher.new_aes_ccm(aes_mode.derive_key(key)), b"\x00\x00" + nid)
 
     @property
     def encrypt(self):
@@ -146,6 +166,10 @@ class PlcSecurity:
         next sequence number (or `seq`)."""
         if seq is None:
             seq = self.seq = (self.seq + 1) & 0xFFFFFFFF
+        if self.aes is not None:
+            from osgp_meter import aes_mode
+            apdu = aes_mode.seal_request(self.aes[0], aes_mode.F_PLC, self.aes[1], req, seq)
+            return Request(apdu, seq, apdu[-8:], None, None, self.aes)
         msg = bytes(req) + struct.pack(">I", seq)
         st = self.digest.start(msg)
         dig = st.finish_copy()

@@ -19,6 +19,8 @@ DEFAULT_PROFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "defa
 
 BT01 = 1
 ET03 = 2048 + 3
+ET04 = 2048 + 4
+SECURITY_MODES = {"rc4": 0, "aes": 2}    # [security] mode -> ET04.127
 
 
 class ProfileError(ValueError):
@@ -141,6 +143,18 @@ def to_config(data):
             image[tid] = bytes.fromhex(str(hexdata).replace(" ", ""))
         except ValueError:
             raise ProfileError("tables.%s: not hex" % name) from None
+    mode = data.get("security", {}).get("mode", "rc4")
+    if mode not in SECURITY_MODES:
+        raise ProfileError("security.mode: %s" % " or ".join(sorted(SECURITY_MODES)))
+    if SECURITY_MODES[mode]:
+        # ET04.127 in the initial image (docs/security-modes.md): over the
+        # profile's own ET04 bytes, else the catalogue default
+        et04 = image.get(ET04)
+        if et04 is None:
+            et04 = catalogue_data.TABLES[ET04][4] or b""
+        et04 = bytearray(et04) + bytes(max(0, 128 - len(et04)))
+        et04[127] = SECURITY_MODES[mode]
+        image[ET04] = bytes(et04)
     keys = {}
     for name, role in _KEY_ROLES.items():
         value = data.get("keys", {}).get(name)
