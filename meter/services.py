@@ -6,6 +6,8 @@
 # a response code, plus count(2, MSB) and data for a successful read.
 # Checks come before any change, so a refused request leaves the meter as it
 # was.
+# A table ID + 4096 whose base table exists is that table's pending copy:
+# meter.pending (meter/pending.py) answers it, 0x02 without the feature.
 
 OK = 0x00
 ERR = 0x01    # unrecognized request / malformed header
@@ -66,7 +68,12 @@ def full_read(req, length, role, limits, meter, now):
     store = meter.store
     entry = store.tables.get(tid)
     if entry is None:
-        return R_SNS if tid >= PENDING and store.tables.get(tid - PENDING) is not None else R_IAR
+        base = _pending_base(meter, tid)
+        if base is None:
+            return R_IAR
+        if meter.pending is None:
+            return R_SNS
+        return meter.pending.read(meter, base, 0, None, role, limits, now)
     if not entry[1] & role:
         return R_ISC
     size = store.size(tid)
@@ -87,7 +94,13 @@ def partial_read(req, length, role, limits, meter, now):
     store = meter.store
     entry = store.tables.get(tid)
     if entry is None:
-        return R_SNS if tid >= PENDING and store.tables.get(tid - PENDING) is not None else R_IAR
+        base = _pending_base(meter, tid)
+        if base is None:
+            return R_IAR
+        if meter.pending is None:
+            return R_SNS
+        return meter.pending.read(meter, base, (req[3] << 16) | (req[4] << 8) | req[5],
+                                  (req[6] << 8) | req[7], role, limits, now)
     if not entry[1] & role:
         return R_ISC
     count = (req[6] << 8) | req[7]
@@ -102,11 +115,18 @@ def partial_read(req, length, role, limits, meter, now):
     return read_response(store.read(tid, offset, count))
 
 
+def _pending_base(meter, tid):
+    """The base table of a pending copy (ID + 4096) the catalogue has, else None."""
+    if tid >= PENDING and meter.store.tables.get(tid - PENDING) is not None:
+        return tid - PENDING
+    return None
+
+
 def _write_checks(tid, role, meter):
     store = meter.store
     entry = store.tables.get(tid)
     if entry is None:
-        return R_SNS if tid >= PENDING and store.tables.get(tid - PENDING) is not None else R_IAR
+        return R_SNS if _pending_base(meter, tid) is not None else R_IAR
     wmask = entry[2]
     if not wmask:
         return R_IAR      # nobody may write it: a read-only table
@@ -121,6 +141,13 @@ def full_write(req, length, role, limits, meter, now):
     if length < 3:
         return R_ERR
     tid = (req[1] << 8) | req[2]
+    if meter.pending is not None and tid >= PENDING and tid not in meter.store.tables:
+        base = _pending_base(meter, tid)
+        if base is not None:
+            # pending copy: PED(6) + data, count includes the PED (meter/pending.py)
+            count = (req[3] << 8) | req[4] if length >= 5 else 0
+            return meter.pending.write(meter, base, 0, req[5:5 + count], count, role, limits,
+                                       now, False)
     refused = _write_checks(tid, role, meter)
     if refused is not None:
         return refused
@@ -139,11 +166,17 @@ def partial_write(req, length, role, limits, meter, now):
     if length < 6:
         return R_ERR
     tid = (req[1] << 8) | req[2]
+    offset = (req[3] << 16) | (req[4] << 8) | req[5]
+    count = (req[6] << 8) | req[7] if length >= 8 else 0
+    if meter.pending is not None and tid >= PENDING and tid not in meter.store.tables:
+        base = _pending_base(meter, tid)
+        if base is not None:
+            # the offset is the table's, not shifted by the PED [OPT p.9]
+            return meter.pending.write(meter, base, offset, req[8:8 + count], count, role,
+                                       limits, now, True)
     refused = _write_checks(tid, role, meter)
     if refused is not None:
         return refused
-    offset = (req[3] << 16) | (req[4] << 8) | req[5]
-    count = (req[6] << 8) | req[7] if length >= 8 else 0
     if count > limits.max_write:
         return R_ONP
     if count and offset >= meter.store.size(tid):

@@ -27,17 +27,21 @@ class Subsystem:
         pass
 
 
-ORDER = ("supply", "tou", "metrology", "lp")
+ORDER = ("supply", "pending", "tou", "metrology", "lp")
+# Subsystems that are in meter.subsystems only while they have work (pending
+# tables: meter/pending.py) manage their membership; install keeps it.
+ON_DEMAND = ("pending",)
 
 
 def install(meter, name, subsystem):
     """Attach a subsystem as meter.<name> and keep meter.subsystems in the
-    canonical order (supply, tou, metrology, lp)."""
+    canonical order (supply, pending, tou, metrology, lp)."""
     setattr(meter, name, subsystem)
+    old = meter.subsystems
     subs = []
     for n in ORDER:
         s = getattr(meter, n)
-        if s is not None:
+        if s is not None and (n not in ON_DEMAND or s in old):
             subs.append(s)
     meter.subsystems = tuple(subs)
     meter.changed()
