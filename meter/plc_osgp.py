@@ -37,8 +37,10 @@
 #                  UNACKD_RPT and UNACKD requests run without an answer
 #   ET04.12 bit 3  "disable PLC encryption": RC4 requests are not tried (they
 #                  fail the digest check: 0x0B); plain ones work
-#   ET04.127 = 2   AES (OSGP-AES-128-PSK, issue 5): every request of this
-#                  (RC4/OMA-digest) suite is refused with a plain 0x0B
+#   ET04.127 = 2   AES (OSGP-AES-128-PSK): requests are AES-CCM sealed
+#                  instead (meter/aes_mode.py, loaded then; same windows,
+#                  retries and counters); every request of this RC4/OMA-
+#                  digest suite is refused with a plain 0x0B (stats[4])
 #   key usage      KeyRing.note_use per accepted request, mirrored into
 #                  ET11.82 (unicast) / ET11.86 (broadcast); on_key_usage
 #                  fires at 80 % and 100 % of ET04.123
@@ -73,8 +75,8 @@ class OsgpPlc:
     """stats: answered (accepted), bad digest, bad sequence, dropped (too
     short), refused (AES mode)."""
 
-    __slots__ = ("execute", "keys", "store", "node", "seq", "stats", "on_key_usage",
-                 "_last", "_hint", "_bases", "_et04", "_et11")
+    __slots__ = ("execute", "keys", "store", "node", "seq", "stats", "on_key_usage", "on_broadcast",
+                 "_last", "_hint", "_bases", "_et04", "_et11", "aes")
 
     def __init__(self, execute, keys, store=None, node=None):
         self.execute = execute
@@ -82,10 +84,14 @@ class OsgpPlc:
         self.store = store
         self.node = node              # holds the broadcast sequence (node.bcast_seq) and saves it
         self.on_key_usage = None      # fn(role, usage, limit, now)
+        # fn(outcome, seq, now) for every broadcast-key request: 0 accepted,
+        # 1 replayed, 2 out of window, 3 bad digest (meter/groups.py counts them)
+        self.on_broadcast = None
         self.stats = [0, 0, 0, 0, 0]
         self._last = None             # {role: (seq + digest, answer)}
         self._hint = 0                # bit per role: RC4 verified last (try it first)
         self._bases = None            # {role: (key, PLC RC4 base key)}
+        self.aes = None               # AES mode: aes_mode.Suite, made on first use
         self._et04 = store is not None and store.exists(ET04)
         self._et11 = store is not None and store.exists(ET11)
         self.seq = store.field(ET04, ET04_SEQ, 4) if self._et04 else 0
@@ -135,13 +141,13 @@ class OsgpPlc:
         if len(apdu) < MIN_REQUEST:
             self.stats[3] += 1
             return None
-        if self._field(ET04_SECURITY_MODE, 1) == MODE_AES:
-            self.stats[4] += 1
-            return b"\x0b" + _ZERO if want else None
         sig = apdu[-12:]
         last = self._last.get(role) if self._last is not None else None
         if last is not None and last[0] == sig:      # a retry of the last accepted request
             return last[1] if want else None
+        if self._field(ET04_SECURITY_MODE, 1) == MODE_AES:
+            from . import aes_mode    # loaded by the first AES request only
+            return aes_mode.plc_request(self, apdu, role, want, now)
         msg = apdu[:-8]
         digest = apdu[-8:]
         modes = (False,)
@@ -155,11 +161,39 @@ class OsgpPlc:
                 break
         if found is None:
             self.stats[1] += 1
+            if role == access.ROLE_BCAST and self.on_broadcast is not None:
+                self.on_broadcast(3, None, now)
             return b"\x0b" + _ZERO if want else None
         st, plain = found
         self._hint = (self._hint | role) if enc else (self._hint & ~role)
         n = len(plain)
         seq = (plain[n - 4] << 24) | (plain[n - 3] << 16) | (plain[n - 2] << 8) | plain[n - 1]
+        ok, cur = self._window(role, seq, now)
+        # the answer is keyed as the request was, even if it changes the key (EP15)
+        rbase = self._base(role) if enc and want else None
+        if not ok:
+            self.stats[2] += 1
+            response = bytes((R_SEQ,)) + cur.to_bytes(4, "big")
+        else:
+            self.stats[0] += 1
+            self._accept(role, seq, now)
+            response = bytes(self.execute(plain[:n - 4], role, now))
+        answer = None
+        if want:
+            st.update(response)
+            dig = st.finish()
+            if enc:
+                response = response[:1] + cipher.plc_encrypt(rbase, response[1:], dig)
+            answer = response + dig
+        if ok:
+            if self._last is None:
+                self._last = {}
+            self._last[role] = (sig, answer)
+        return answer
+
+    def _window(self, role, seq, now):
+        """(ok, cur): is `seq` in the key's window, and the number the meter
+        holds (what a 0x0C answer reports)."""
         node = self.node
         if role == access.ROLE_PLC:
             if self._et04:
@@ -174,25 +208,11 @@ class OsgpPlc:
             room = (top - cur) & _M
             ahead = (seq - cur) & _M
             ok = 0 < ahead <= room < 0x80000000
-        if not ok:
-            self.stats[2] += 1
-            response = bytes((R_SEQ,)) + cur.to_bytes(4, "big")
-        else:
-            self.stats[0] += 1
-            self._accept(role, seq, now)
-            response = bytes(self.execute(plain[:n - 4], role, now))
-        answer = None
-        if want:
-            st.update(response)
-            dig = st.finish()
-            if enc:
-                response = response[:1] + cipher.plc_encrypt(self._base(role), response[1:], dig)
-            answer = response + dig
-        if ok:
-            if self._last is None:
-                self._last = {}
-            self._last[role] = (sig, answer)
-        return answer
+        if role == access.ROLE_BCAST and self.on_broadcast is not None:
+            # replayed: at or behind the last accepted number; else beyond the window
+            self.on_broadcast(0 if ok else (1 if ahead == 0 or ahead >= 0x80000000 else 2),
+                              seq, now)
+        return ok, cur
 
     def _accept(self, role, seq, now):
         store = self.store
@@ -204,6 +224,10 @@ class OsgpPlc:
             self.node.bcast_seq = seq
             self.node._store_image()      # survives a restart; not a configuration change
         keys = self.keys
+        if self._et11:
+            # ET11 is the counter's home: it may have been restored from NV since
+            keys.usage[role] = store.field(ET11, ET11_UNICAST_USE if role == access.ROLE_PLC
+                                           else ET11_BCAST_USE, 4)
         used = keys.note_use(role)
         if self._et11:
             store.set_field(ET11, ET11_UNICAST_USE if role == access.ROLE_PLC else ET11_BCAST_USE,
