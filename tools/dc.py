@@ -41,7 +41,7 @@ import threading
 import time
 
 from osgp_meter import cnip
-from osgp_meter.access import ROLE_PLC
+from osgp_meter.access import ROLE_PLC, ROLE_BCAST
 from osgp_meter import lontalk as L
 from osgp_meter import lontalk_nm as N
 from osgp_meter.lontalk import FrameError
@@ -51,8 +51,8 @@ from . import catalogue
 from .plc_client import (PlcClient, PlcSecurity, PlcError, PlcTimeout, PlcAuthError,
                          PlcSequenceError, MAX_READ, MAX_WRITE)
 
-__all__ = ["DC", "Target", "LocalFleet", "ChannelLink", "CnipLink", "PlcError", "PlcTimeout",
-           "PlcAuthError", "PlcSequenceError", "parse_meter", "parse_meters"]
+__all__ = ["DC", "GroupSender", "Target", "LocalFleet", "ChannelLink", "CnipLink", "PlcError",
+           "PlcTimeout", "PlcAuthError", "PlcSequenceError", "parse_meter", "parse_meters"]
 
 # Emulator defaults (docs/dc.md): the reference 2.1 addresses.
 DEFAULT_DOMAIN = b"\x42"
@@ -663,8 +663,101 @@ class DC:
         """{target: bytes or PlcError} for every meter."""
         return dict(self.for_each(meters, lambda t: self.read(t, table, offset, count), progress))
 
+    def change_key(self, meter, procedure, key_id, new_key, kek):
+        """EP15 / EP24 / EP25 on one meter (docs/key-management.md): the new
+        key wrapped under `kek` (the key it replaces), written to BT07 under
+        the current key; when it is the DC's own key for that meter (EP15,
+        key_id 0) the DC switches to the new key before reading BT08, and
+        keeps it in `keys`. Returns (result, response data)."""
+        import struct
+        from osgp_meter import keys as keymgmt
+        number = procedure_number(procedure)
+        t = self.target(meter)
+        c = self.client(t)
+        body = keymgmt.change_params(kek, number, key_id, new_key)
+        for attempt in (0, 1):
+            c.psn = c.psn % 255 + 1
+            try:
+                c.write(7, struct.pack("<HB", number, c.psn) + body)
+                break
+            except PlcError as exc:
+                if exc.code != 0x04 or attempt:       # 0x04: the meter's last PSN, step once
+                    raise
+        if number == keymgmt.EP15 and key_id == 0:
+            sec = c.security
+            c.security = PlcSecurity(new_key, sec.seq, sec.encrypt)
+            if self.keys is None:
+                self.keys = {}
+            if isinstance(self.keys, dict):
+                self.keys[t] = bytes(new_key)
+        rsp = c.read(8, size=self.max_read)
+        if len(rsp) < 4 or (rsp[0] | (rsp[1] << 8)) & 0x0FFF != number or rsp[2] != c.psn:
+            raise PlcError(0x04, "BT08 does not hold this procedure's answer", str(t))
+        return rsp[3], rsp[4:]
+
+    def group(self, group_id, key, seq=0, repeat=1):
+        """A GroupSender: secured requests to an OSGP group ID under the
+        broadcast key (docs/groups-and-broadcast.md)."""
+        return GroupSender(self, group_id, key, seq, repeat)
+
     def close(self):
         self.link.close()
+
+
+class GroupSender:
+    """Secured OSGP requests from a DC to the meters of an OSGP group ID
+    (docs/groups-and-broadcast.md; an emulator profile): under the broadcast
+    key, one sequence number each (the first carries seq + 1; the meters
+    accept (last, ET04.82 + ET04.86]), unacknowledged-repeated (``repeat``
+    more copies; 0: unacknowledged), to ISO/IEC 14908 group YY for 0xYYzz or
+    domain-wide for 0xFFxx (osgp_meter.groups.destination). A plain request
+    reaches every meter of group YY; a sub-group is selected by the meters
+    themselves in a group-broadcast transaction (ET27 type 3). Nobody
+    answers: read results back by unicast. Procedure calls take their PSN
+    from one counter shared by every GroupSender (128 ... 255, away from the
+    unicast clients' low numbers): a meter refuses a BT07 write whose PSN
+    equals its last one, and a broadcast cannot see that refusal."""
+
+    _psn = [127]
+
+    def __init__(self, dc, group_id, key, seq=0, repeat=1):
+        from osgp_meter import groups
+        self.dc = dc
+        self.group_id = group_id & 0xFFFF
+        self.dest = groups.destination(self.group_id)
+        self.security = PlcSecurity(key, seq)
+        self.repeat = repeat
+        self.psn = None               # the PSN of the last call
+        self.sent = 0
+
+    @property
+    def seq(self):
+        """The sequence number of the last request sent."""
+        return self.security.seq
+
+    def send(self, req):
+        """One C12 request (code + args); returns its APDU."""
+        from osgp_meter.plc_node import UNACKD, UNACKD_RPT
+        r = self.security.build(bytes(req))
+        self.dc.transaction(self.dest, r.apdu, UNACKD_RPT if self.repeat else UNACKD,
+                            retries=self.repeat, timeout_ms=96)
+        self.sent += 1
+        self.dc.idle(200 * (1 + self.repeat))      # let the copies leave before the next
+        return r.apdu
+
+    def write(self, table, data, offset=None):
+        from .plc_client import write_request
+        return self.send(write_request(table_id(table), data, offset))
+
+    def call(self, procedure, params=b""):
+        """A procedure: a BT07 write (its result is each meter's BT08)."""
+        import struct
+        from .plc_client import write_request
+        p = GroupSender._psn
+        p[0] = 128 if p[0] >= 255 else p[0] + 1
+        self.psn = p[0]
+        return self.send(write_request(7, struct.pack("<HB", procedure_number(procedure), self.psn)
+                                       + bytes(params)))
 
 
 # ---------------------------------------------------------------- a local fleet
@@ -691,18 +784,31 @@ class MeterNode:
         self.plc = fw.plc
         self.due = fw.tick(now_ms)
 
+    def _due(self):
+        due = self.due
+        b = self.fw.meter.banks          # a new image's confirmation (meter/codebank.py)
+        if b is not None and b.deadline is not None and (due is None or b.deadline < due):
+            return b.deadline
+        return due
+
     @property
     def deadline(self):
         d = self.plc.deadline
-        if self.due is not None and (d is None or self.due < d):
-            return self.due
+        due = self._due()
+        if due is not None and (d is None or due < d):
+            return due
         return d
 
     def receive(self, frame, now_ms, rssi_db=None, snr_db=None):
-        return self.plc.receive(frame, now_ms, rssi_db, snr_db)
+        out = self.plc.receive(frame, now_ms, rssi_db, snr_db)
+        # a request may have scheduled work (a pending table's activation
+        # second, docs/pending-tables.md): ask the meter again when to wake it
+        self.due = self.fw.tick(now_ms)
+        return out
 
     def poll(self, now_ms):
-        if self.due is not None and self.due <= now_ms:
+        due = self._due()
+        if due is not None and due <= now_ms:
             self.due = self.fw.tick(now_ms)
         return self.plc.poll(now_ms)
 
@@ -736,6 +842,7 @@ class LocalFleet:
         if metering is not None:
             cfg["metering"] = metering
         self.key = cfg["keys"].get(ROLE_PLC, DEFAULT_KEY)
+        self.bcast_key = cfg["keys"].get(ROLE_BCAST)     # broadcasts (tools/fw_download.py)
         self.domain = bytes(domain)
         self.book = AddressBook()
         self.meters = []
@@ -845,6 +952,10 @@ def add_parser(sub):
     disc = acts.add_parser("discover", help="--local: discover and commission factory-fresh meters, "
                                             "print the topology (paths, hops, margins)")
     disc.add_argument("--json", action="store_true")
+    dl = acts.add_parser("download", help="firmware download: EP08/EP09 (broadcast and/or "
+                                          "unicast), ET17 repairs, EP10 (docs/firmware-download.md)")
+    from . import fw_download
+    fw_download.add_arguments(dl)
     s = acts.add_parser("status", help="ND query status of meters (reachability, counters)")
     s.add_argument("meters", nargs="?", default=None, help=meters_help + " (default: all, --local)")
     return d
@@ -927,6 +1038,9 @@ def run(args, out=None, err=None):
     if args.action == "discover":
         from . import dc_discover
         return dc_discover.run(args, out, err)
+    if args.action == "download":
+        from . import fw_download
+        return fw_download.run(args, out, err)
     crypto_backend.install()
     dc, fleet = build_dc(args)
     try:
