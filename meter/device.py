@@ -43,7 +43,7 @@ PLC_LIMITS = PortLimits("plc", 84, 75, 0xFFFE)
 class Meter:
     __slots__ = ("store", "procs", "clock_offset", "last_psn", "on_save", "on_idt",
                  "t", "user", "powered", "subsystems", "metrology", "tou", "lp", "supply", "_due",
-                 "write_hooks", "nv_parts", "pending", "txn", "groups", "banks", "life")
+                 "write_hooks", "nv_parts", "pending", "txn", "groups", "banks", "life", "keys")
 
     def __init__(self, store, procs, clock_offset=0):
         self.store = store
@@ -71,6 +71,7 @@ class Meter:
         self.groups = None
         self.banks = None
         self.life = None
+        self.keys = None                    # the KeyRing, for the change-key procedures (keys.py)
         # {table_id: fn(meter, tid, offset, data, role, limits, now)}: a module
         # that owns a table's write semantics (transactions, ...) answers the
         # write itself; None from the hook means "store it as usual".

@@ -139,13 +139,9 @@ def _alarm_self_read(meter):
 # -- the register snapshots: table-level, also for meters without metrology --
 
 def _owned(store, tid):
-    """This meter's own bytearray of table tid (created on first use)."""
-    size = store.size(tid)
-    buf = store.written.get(tid)
-    if buf is None or len(buf) != size:
-        store.write(tid, 0, b"")
-        buf = store.written[tid]
-    return buf
+    """This meter's own bytearray of table tid (created on first use),
+    marked changed for the next commit (docs/persistence.md)."""
+    return store.own(tid)
 
 
 def reset_registers(meter, t, season=0):

@@ -8,9 +8,41 @@
 # A table nobody wrote therefore costs no per-meter memory. Reads past the end
 # of the stored bytes return zeros, as a partial read past the end of a table
 # does on a real meter [OPT p.9].
+#
+# Persistence (docs/persistence.md): while `dirty` is a dict (persist.py
+# sets it), every write records the byte ranges it touched, {tid: [lo, hi,
+# ...]} (a few disjoint ranges: a log's header and its newest entry), lo =
+# -1 first when the table was reset; the next commit writes just those bytes
+# and clears the dict. None (the default) costs one attribute test.
+# Change tables only through write/set_field/reset/clear or own().
 from . import catalogue as cat
 
 _DIMS_CACHE = {}
+_GAP = 16          # dirty ranges closer than this merge (an entry header costs 15)
+_RANGES = 4        # at most this many per table: a log's header and its new entry stay apart
+
+
+def _mark(r, lo, hi):
+    """Add [lo, hi) to a table's dirty ranges r = [lo0, hi0, lo1, hi1, ...]:
+    into one it touches, else a new one; past _RANGES, the last grows."""
+    i = 0
+    n = len(r)
+    while i < n:
+        if lo <= r[i + 1] + _GAP and hi + _GAP >= r[i]:
+            if lo < r[i]:
+                r[i] = lo
+            if hi > r[i + 1]:
+                r[i + 1] = hi
+            return
+        i += 2
+    if n < 2 * _RANGES:
+        r.append(lo)
+        r.append(hi)
+    else:
+        if lo < r[n - 2]:
+            r[n - 2] = lo
+        if hi > r[n - 1]:
+            r[n - 1] = hi
 
 
 def _dims_for(tables):
@@ -22,7 +54,7 @@ def _dims_for(tables):
 
 
 class TableStore:
-    __slots__ = ("tables", "image", "written", "_sizes", "_dims")
+    __slots__ = ("tables", "image", "written", "_sizes", "_dims", "dirty")
 
     def __init__(self, tables, image=None):
         self.tables = tables
@@ -30,6 +62,7 @@ class TableStore:
         self.written = {}
         self._sizes = None
         self._dims = _dims_for(tables)
+        self.dirty = None
 
     # -- sizes -------------------------------------------------------------
     def exists(self, tid):
@@ -118,15 +151,39 @@ class TableStore:
         w[offset:offset + n] = data[0:n]
         if tid in self._dims:
             self._sizes = None
+        d = self.dirty
+        if d is not None:
+            r = d.get(tid)
+            if r is None:
+                d[tid] = [offset, offset + n]
+            else:
+                _mark(r, offset, offset + n)
         return n
+
+    def own(self, tid):
+        """This meter's bytearray of table `tid`, for a module that changes
+        it in place (metrology's registers): marked changed as a whole."""
+        size = self.size(tid) or 0
+        w = self._own(tid, size)
+        if self.dirty is not None:
+            self.dirty[tid] = [0, size]
+        return w
 
     def set_field(self, tid, offset, nbytes, value):
         self.write(tid, offset, (value & ((1 << (8 * nbytes)) - 1)).to_bytes(nbytes, "little"))
 
     def reset(self, tid):
         """Forget this meter's copy: back to the profile image / default."""
-        if self.written.pop(tid, None) is not None and tid in self._dims:
-            self._sizes = None
+        if self.written.pop(tid, None) is not None:
+            if tid in self._dims:
+                self._sizes = None
+            if self.dirty is not None:
+                self.dirty[tid] = [-1, 0]
+
+    def clear(self):
+        """Every table back to the profile image / default (cold start)."""
+        for tid in list(self.written):
+            self.reset(tid)
 
     def reset_where(self, flag_mask, flag_value):
         """Reset every written table whose catalogue flags & mask == value."""

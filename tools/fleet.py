@@ -32,7 +32,6 @@ reference.
 import heapq
 import json
 import os
-import sqlite3
 import sys
 import threading
 import time
@@ -43,7 +42,6 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib
 
 from osgp_meter import access
-from osgp_meter import catalogue as cat
 
 from . import fleet_identity as fid
 from . import scenario as scen
@@ -54,7 +52,7 @@ BT01 = 1
 ET03 = 2048 + 3
 DEFAULT_DOMAIN = b"\x42"
 PER_TRANSFORMER = 250
-STATE_VERSION = 1
+STATE_VERSION = "2"        # the --state database's format (tools/fleet_db.py)
 
 
 class FleetError(ValueError):
@@ -396,7 +394,7 @@ class FleetMeter:
     injections (a heap of (driver ms, seq, Action, repeats left), None when
     there are none)."""
 
-    __slots__ = ("fw", "plc", "due", "inj", "shard", "id")
+    __slots__ = ("fw", "plc", "due", "inj", "shard", "id", "served")
 
     def __init__(self, fw, now_ms, shard, node_id):
         self.fw = fw
@@ -405,6 +403,20 @@ class FleetMeter:
         self.inj = None
         self.shard = shard
         self.id = node_id
+        # with --state: requests the OSGP layer had executed at the last commit
+        self.served = None if fw.nv is None else -1
+        if fw.nv is not None:
+            self.commit()
+
+    def commit(self):
+        """Commit (docs/persistence.md) when the meter executed a request or
+        changed a table since the last commit: before its answer leaves."""
+        fw = self.fw
+        osgp = self.plc.osgp
+        n = osgp.stats[0] if osgp is not None else 0
+        if n != self.served or fw.meter.store.dirty:
+            self.served = n
+            fw.commit()
 
     @property
     def deadline(self):
@@ -419,14 +431,23 @@ class FleetMeter:
         return d
 
     def receive(self, frame, now_ms, rssi_db=None, snr_db=None):
-        return self.plc.receive(frame, now_ms, rssi_db, snr_db)
+        out = self.plc.receive(frame, now_ms, rssi_db, snr_db)
+        # a request may have scheduled work (a pending table's activation
+        # second, docs/pending-tables.md): ask the meter again when to wake it
+        self.due = self.fw.tick(now_ms)
+        if self.served is not None:
+            self.commit()
+        return out
 
     def poll(self, now_ms):
         if self.inj and self.inj[0][0] <= now_ms:
             self.shard.fleet._apply_due(self, now_ms)
         if self.due is not None and self.due <= now_ms:
             self.due = self.fw.tick(now_ms)
-        return self.plc.poll(now_ms)
+        out = self.plc.poll(now_ms)
+        if self.served is not None:
+            self.commit()
+        return out
 
     def on_sent(self, frame, now_ms):
         return self.plc.on_sent(frame, now_ms)
@@ -645,7 +666,15 @@ class Fleet:
         cfg = self.config
         saved_ms = {}
         if cfg.state:
-            self._db = _StateDB(cfg.path(cfg.state), self)
+            from .fleet_db import FleetDB, FleetDBError
+            self._db = FleetDB(cfg.path(cfg.state))
+            try:
+                self._db.check_fleet({"seed": str(cfg.seed), "meters": str(len(self.meters)),
+                                      "version": STATE_VERSION})
+            except FleetDBError as exc:
+                self._db.close()
+                self._db = None
+                raise FleetError(str(exc)) from None
             saved_ms = self._db.shard_times()
         wanted = set(self.meters)
         # injections: per meter index, [(t_ms, Action)]
@@ -686,7 +715,7 @@ class Fleet:
         return self
 
     def _make_meter(self, sh, mid, k, local, now):
-        from osgp_meter.firmware import Firmware, attach_plc, attach_metering
+        from osgp_meter.firmware import Firmware
         ident = self.scheme.identity(k, sh.id)
         tmpl = self.template
         keys = dict(tmpl["keys"])
@@ -701,17 +730,19 @@ class Fleet:
             c["plc_domain"] = self.config.domain
             c["plc_subnet"] = s
             c["plc_node"] = n
-        saved = self._db.get(k) if self._db is not None else None
-        if saved is None:
+        if self._db is None:
             fw = Firmware(c, now)
             _own_identity(fw, ident, self._bt01, self._et03)
         else:
-            fw = Firmware(dict(c, plc=False, metering=False), now)
-            _own_identity(fw, ident, self._bt01, self._et03)
-            _restore(fw, saved)
-            fw.plc = attach_plc(fw.meter, fw.keys, fw.plc_limits, c)
-            if c.get("metering"):
-                attach_metering(fw.meter, c, now)
+            db = self._db
+
+            def restore(fw):
+                # the saved state, through the firmware's restore hook: before
+                # the PLC node, the features and the metering read it
+                _own_identity(fw, ident, self._bt01, self._et03)
+                db.open_meter(k, mid, fw)
+            # code-bank bytes in the database too: a download resumes after a cut
+            fw = Firmware(dict(c, restore=restore, bank_storage=db.bank_storage(k)), now)
         _enable_network(fw.plc)
         return FleetMeter(fw, now, sh, mid)
 
@@ -1017,7 +1048,11 @@ class Fleet:
                 sh.pcap = None
         if self._db is not None:
             if save:
-                self._db.save(self)
+                # every answered request is committed already; this commits
+                # the rest (ticks, overheard frames) and the shards' times
+                with self._db.batch():
+                    self._db.commit_all()
+                    self._db.save_shard_times({sh.id: sh.sim.now_ms for sh in self.shards})
             self._db.close()
             self._db = None
         return self
@@ -1195,90 +1230,6 @@ def _enabled(node, mod):
     codes = {"plc_discovery": getattr(mod, "OUT", 0x45), "plc_repeat": 0x4D}
     code = codes.get(mod.__name__.rsplit(".", 1)[-1])
     return code in handlers
-
-
-def _state_blob(fw):
-    meter = fw.meter
-    store = meter.store
-    parts = [bytes((STATE_VERSION,)), (fw.mep.seq & 0xFFFFFFFF).to_bytes(4, "big"),
-             (meter.clock_offset & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big"),
-             bytes((meter.last_psn & 0xFF,))]
-    tables = []
-    for tid, data in store.written.items():
-        entry = store.tables.get(tid)
-        if entry is not None and entry[cat.T_FLAGS] & cat.F_NV:
-            tables.append((tid, bytes(data)))
-    parts.append(len(tables).to_bytes(2, "big"))
-    for tid, data in sorted(tables):
-        parts.append(tid.to_bytes(2, "big") + len(data).to_bytes(4, "big") + data)
-    return b"".join(parts)
-
-
-def _restore(fw, blob):
-    if not blob or blob[0] != STATE_VERSION:
-        raise FleetError("state: unknown per-meter state version")
-    meter = fw.meter
-    fw.mep.seq = int.from_bytes(blob[1:5], "big")
-    off = int.from_bytes(blob[5:13], "big")
-    meter.clock_offset = off - (1 << 64) if off >= 1 << 63 else off
-    meter.last_psn = blob[13]
-    n = int.from_bytes(blob[14:16], "big")
-    i = 16
-    for _ in range(n):
-        tid = int.from_bytes(blob[i:i + 2], "big")
-        ln = int.from_bytes(blob[i + 2:i + 6], "big")
-        data = blob[i + 6:i + 6 + ln]
-        i += 6 + ln
-        if tid in meter.store.tables:
-            meter.store.write(tid, 0, data)
-    meter.changed()
-
-
-class _StateDB:
-    """The fleet's --state file: SQLite, one row per meter (its
-    non-volatile tables, MEP sequence number, clock offset, last PSN) and
-    one per shard (its virtual time). Checked against the fleet seed and
-    size, so a state never lands on another fleet's meters."""
-
-    def __init__(self, path, fleet):
-        self.path = path
-        self.db = sqlite3.connect(path, timeout=60)
-        self.db.execute("CREATE TABLE IF NOT EXISTS fleet (key TEXT PRIMARY KEY, value TEXT)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS meters (k INTEGER PRIMARY KEY, id TEXT, "
-                        "state BLOB)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS shards (id TEXT PRIMARY KEY, now_ms INTEGER)")
-        want = {"seed": str(fleet.config.seed), "meters": str(len(fleet.meters)),
-                "version": str(STATE_VERSION)}
-        have = dict(self.db.execute("SELECT key, value FROM fleet"))
-        if have:
-            for k, v in want.items():
-                if have.get(k) != v:
-                    raise FleetError("%s: state of another fleet (%s = %s, this fleet %s)"
-                                     % (path, k, have.get(k), v))
-        else:
-            self.db.executemany("INSERT OR REPLACE INTO fleet VALUES (?, ?)", want.items())
-            self.db.commit()
-        self._cache = None
-
-    def shard_times(self):
-        return dict(self.db.execute("SELECT id, now_ms FROM shards"))
-
-    def get(self, k):
-        row = self.db.execute("SELECT state FROM meters WHERE k = ?", (k,)).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def save(self, fleet):
-        with self.db:
-            for sh in fleet.shards:
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO meters VALUES (?, ?, ?)",
-                    ((k, mid, _state_blob(sh.channel.node(mid).fw))
-                     for mid, k in zip(sh.meters, sh.indices)))
-                self.db.execute("INSERT OR REPLACE INTO shards VALUES (?, ?)",
-                                (sh.id, sh.sim.now_ms))
-
-    def close(self):
-        self.db.close()
 
 
 # ---------------------------------------------------------------- pcap

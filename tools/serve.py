@@ -3,22 +3,23 @@
 A single-threaded loop: wait on the ports (select) until data arrives or the
 earliest protocol deadline, feed the sans-IO sessions with the wall-clock time
 in milliseconds, write what they answer. SIGTERM and Ctrl-C stop it cleanly,
-saving the state directory if one is given.
+committing to the state directory (if one is given) after every answered
+request, before the answer is sent (docs/persistence.md).
 """
+import os
 import select
 import signal
 import sys
 import time
 
 from osgp_meter import c1218
-from osgp_meter.firmware import Firmware, attach_metering
+from osgp_meter.firmware import Firmware
 
 from . import crypto_backend
 from . import ports
 from . import profile as profiles
 from . import state as states
 
-SAVE_EVERY_S = 1.0
 IDLE_POLL_S = 0.02     # for ports that cannot be select()ed (some URLs)
 REOPEN_EVERY_S = 1.0   # a lost serial port or socket is retried this often
 
@@ -40,23 +41,31 @@ def _raise_stop(signum, frame):
     raise _Stop()
 
 
-def build(profile_path=None, state_dir=None):
+def build(profile_path=None, state_dir=None, with_state=False):
+    """The meter of a profile, its saved state loaded from state_dir (which
+    then persists every fw.commit(), docs/persistence.md). Returns (fw,
+    config), or (fw, config, StateDir or None) with with_state=True."""
     crypto_backend.install()          # RC4 through `cryptography` on the host
     config = profiles.load_config(profile_path)
     now = now_ms()
-    # The subsystems rebuild their RAM state from the tables when attached,
-    # so a saved state is loaded first and the metering attached after it.
-    fw = Firmware(dict(config, metering=False), now)
-    if state_dir:
-        states.load(fw, state_dir)
-        fw.meter.on_save = lambda meter: states.save(fw, state_dir)
-    if config.get("metering"):
-        attach_metering(fw.meter, config, now)
-    return fw, config
+    # The saved state goes back through the firmware's restore hook: after
+    # the store, before the PLC node, the features and the metering, which
+    # build their RAM state from it (features' nv_parts get their saved
+    # bytes as they register, meter/persist.py).
+    sd = states.StateDir(state_dir) if state_dir else None
+    fw = Firmware(dict(config, restore=sd.open) if sd is not None else config, now)
+    if sd is not None:
+        if fw.meter.banks is not None:
+            # code-bank bytes next to the state: a download resumes after a cut
+            from . import codebank_store
+            codebank_store.attach(fw, os.path.join(state_dir, "banks"))
+        fw.meter.on_save = lambda meter: fw.commit()
+        fw.commit()                   # what booting changed
+    return (fw, config, sd) if with_state else (fw, config)
 
 
 def serve(mep_spec="pty", optical_spec="pty", profile_path=None, state_dir=None, out=sys.stdout):
-    fw, config = build(profile_path, state_dir)
+    fw, config, sd = build(profile_path, state_dir, with_state=True)
     endpoints = []   # (port, session)
     if mep_spec:
         p = ports.open_port(mep_spec, config["mep_baud"])
@@ -68,14 +77,13 @@ def serve(mep_spec="pty", optical_spec="pty", profile_path=None, state_dir=None,
         print("optical: %s" % p.name, file=out, flush=True)
     del _stopping[:]
     old_term = signal.signal(signal.SIGTERM, _raise_stop)
-    last_save = time.monotonic()
     retry_at = 0.0
-    dirty = False
     try:
         while not _stopping:
             now = now_ms()
             timeout = 1.0
             due = fw.tick(now)          # the meter's own time-based work
+            fw.commit()                 # (nothing to do without a state dir)
             if due is not None:
                 timeout = min(timeout, max(0.0, (due - now) / 1000.0))
             selectable = []
@@ -109,23 +117,21 @@ def serve(mep_spec="pty", optical_spec="pty", profile_path=None, state_dir=None,
                         continue
                     if data:
                         answer = session.feed(data, now)
+                        fw.commit()     # committed = acknowledged: before the answer leaves
                         if answer:
                             port.write(answer)
-                            dirty = True
                         _follow_baud(port, session)
                 answer = session.poll(now)
+                fw.commit()
                 if answer:
                     port.write(answer)
-            if state_dir and dirty and time.monotonic() - last_save >= SAVE_EVERY_S:
-                states.save(fw, state_dir)
-                last_save = time.monotonic()
-                dirty = False
     except (_Stop, KeyboardInterrupt):
         pass
     finally:
         signal.signal(signal.SIGTERM, old_term)
-        if state_dir:
-            states.save(fw, state_dir)
+        if sd is not None:
+            fw.commit()
+            sd.close()
         for port, _ in endpoints:
             port.close()
     return 0
