@@ -1,0 +1,52 @@
+# The device profile a board reads at boot: one JSON file (MicroPython has
+# `json`; no TOML parser on a board). tools/board_loop.py device_profile()
+# writes it from a TOML profile plus a preset of board/profiles/. Layout:
+#
+#   {"board": {"name": "pico",
+#              "plc": {"uart": 0, "tx": 0, "rx": 1, "baud": 115200},
+#              "mep": {"uart": 1, "tx": 4, "rx": 5, "baud": 9600},
+#              "led": "LED", "button": 15, "button_active": 0,
+#              "wdt_ms": 8000, "nv_dir": "nv", "debug": 0},
+#    "meter": {the Firmware config (meter/firmware.py) in JSON:
+#              bytes as hex strings, "keys" by name (mak, mbk, mk, pk, rk,
+#              plc_unicast, plc_broadcast), "image" {table id: hex},
+#              "neuron_id" / "plc_domain" hex}}
+#
+# A missing "plc" or "mep" section leaves that port out; "optical" likewise
+# (off by default: its session costs RAM a board may not have).
+import json
+
+DEFAULT_PATH = "profile.json"
+
+# key name -> role bit (meter/access.py)
+KEY_ROLES = {"mk": 0x01, "pk": 0x02, "rk": 0x04, "mak": 0x08, "mbk": 0x10,
+             "plc_unicast": 0x20, "plc_broadcast": 0x40}
+_HEX = ("neuron_id", "plc_domain")
+
+
+def _unhex(s):
+    return bytes.fromhex(s.replace(" ", ""))
+
+
+def meter_config(m):
+    """The JSON "meter" section -> the config dict Firmware takes."""
+    cfg = {}  # type: dict
+    for k, v in m.items():
+        if k == "keys":
+            cfg["keys"] = dict((KEY_ROLES[name], _unhex(h)) for name, h in v.items() if h)
+        elif k == "image":
+            cfg["image"] = dict((int(t), _unhex(h)) for t, h in v.items())
+        elif k in _HEX:
+            cfg[k] = _unhex(v) if v is not None else None
+        elif k == "plc_groups":
+            cfg[k] = [tuple(g) for g in v]
+        else:
+            cfg[k] = v
+    return cfg
+
+
+def load(path=DEFAULT_PATH):
+    """(board dict, Firmware config dict) from the profile file."""
+    with open(path) as f:
+        doc = json.load(f)
+    return doc.get("board", {}), meter_config(doc.get("meter", {}))
