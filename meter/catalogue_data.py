@@ -10,7 +10,7 @@
 #   03 lo width pops x and pushes (x >> lo) & ((1 << width) - 1);
 #   '+' '-' '*' '/' (floor) 'M' (max) pop b, pop a and push a op b.
 # default: the initial contents (zero-filled to the size), or None for all zeros.
-SOURCE_DIGEST = "2408fe1ed62901625ee881432ceefb846ec46e619d7b460ae01fa7f193a65de4"
+SOURCE_DIGEST = "c11b7c6fb7e842d7119489903d943870fc5746bd3cbfac8f7974e0ac458f3d04"
 # table_id: (size, read_mask, write_mask, flags, default)
 TABLES = {
     0: (79, 0xFF, 0x00, 0x01, b'\x02*\x88EMUL\x02\x00\xff\x0c\x01\x00\n\r\x02\x0c\x06\x04\xff\x81\xf0\xdf\x02\x00\xfc\xf0\xcf\x07\xfe\xff\xff\xffU\xe7\xfdn\xcc\xbc#\x06\n\xff\xff\xfe\xff\xff\xff\xff\x07\x14 \x01\x00\x00\x00\xe4\x80@\x08\x02\x00`\x00\x00\x02\xfe#\x04H\x04\x81\x9cb\x880\x01\x00\x02'),  # BT00 General Configuration
@@ -122,7 +122,7 @@ TABLES = {
     2137: (16, 0x3F, 0x00, 0x01, None),  # ET89 Meter LN Status
     2138: (16, 0x3F, 0x00, 0x01, None),  # ET90 Dimension LN
     2145: (16, 0x3F, 0x2B, 0x01, None),  # ET97 Meter Configuration LN
-    2147: (113, 0x3F, 0x00, 0x05, None),  # ET99 PLC Node Configuration
+    2147: (123, 0x3F, 0x00, 0x05, None),  # ET99 PLC Node Configuration
 }
 # number: (call_mask, flags)
 PROCEDURES = {
@@ -156,7 +156,7 @@ PROCEDURES = {
     2060: (0x2B, 0x03),  # EP12 Post One-Time Read Request
     2061: (0x2B, 0x03),  # EP13 Add Prepay Credit
     2062: (0x29, 0x03),  # EP14 Activate Feature
-    2063: (0x29, 0x03),  # EP15 Change OMA Encryption Key
+    2063: (0x69, 0x03),  # EP15 Change OMA Encryption Key
     2064: (0x7F, 0x03),  # EP16 Change System Clock by Delta
     2065: (0x2B, 0x03),  # EP17 Remove M-Bus/MEP Device
     2066: (0x2B, 0x03),  # EP18 Clear M-Bus/MEP Alarms
