@@ -466,6 +466,8 @@ class Discovery:
             node.cancel(self.pending)
             self.pending = None
         self.stats["answered"] += 1
+        if node.life is not None:
+            node.life.fire("discover")              # the lifecycle: uninstalled -> discovered
         s = self.slot(m.round, q.window)
         if s == 0:
             self._send(origin, apdu, now, alt)
@@ -566,7 +568,8 @@ class Discovery:
         index, dom, subnet, nd, key, uk, bk = v
         node = self.node
         try:
-            node.commission(dom, subnet, nd, key, index)
+            if node.commission(dom, subnet, nd, key, index) is False:
+                return bytes((R_ONP,))              # the lifecycle table refused it
         except ValueError:
             return bytes((R_ONP,))
         if uk is not None:

@@ -17,6 +17,7 @@
 # (transport, session); reference/lontalk-transport-security.md 1 and 3.
 from . import lontalk as L
 from . import lontalk_nm as N
+from . import lifecycle as LC
 from .lontalk import FrameError
 # (ACKD .. REQUEST, DEFER, FLEX and DISCOVERY are re-exported for users of the node)
 from .lontalk_transport import (Transport, Transaction, Incoming, TX_TIMER_MS, RCV_TIMER_MS,
@@ -29,6 +30,7 @@ UNCONFIGURED = 2
 CONFIGURED = 4
 SOFT_OFFLINE = 12        # reported only: CONFIGURED with the application offline
 HARD_OFFLINE = 6
+BYPASS = 140             # reported only: CONFIGURED, offline in bypass mode (emulator, below)
 STATES = (UNCONFIGURED, APPLICATIONLESS, CONFIGURED, HARD_OFFLINE)
 
 # reset causes (ND query status) [Neuron reset-cause register; DX IzotResetCause]
@@ -57,6 +59,10 @@ DEFAULT_RETRY = 3            # 4 tries in all
 DISCOVERY_DOMAIN = b"OSGPAD"
 
 OSGP_CODES = (0x30, 0x3F, 0x40, 0x4F)
+# set node mode 3 (change state) -> the lifecycle table's trigger
+_CHANGE_STATE = {UNCONFIGURED: "change_state_unconfigured",
+                 APPLICATIONLESS: "change_state_applicationless",
+                 CONFIGURED: "change_state_configured", HARD_OFFLINE: "change_state_hard_offline"}
 
 # Tables: ET04 mirrors [MEP ET04]; the configuration image lives in an
 # emulator-defined table ET99 = 2147 (113 bytes, nv; tables/extended_tables.toml).
@@ -120,7 +126,7 @@ class PlcNode(Transport):
                  "state", "nongroup_rcv", "online", "selected", "reset_cause", "error_log",
                  "winks", "signal", "discovery_domain", "max_apdu", "bcast_seq", "last_tx",
                  "on_reset", "on_wink", "on_config", "on_message", "handlers",
-                 "_pending_reset", "osgp", "loaded", "_timers")
+                 "_pending_reset", "osgp", "loaded", "_timers", "bypass", "life")
 
     def __init__(self, neuron_id=None, execute=None, keys=None, store=None, program_id=None,
                  config_table=CONFIG_TABLE):
@@ -148,6 +154,8 @@ class PlcNode(Transport):
         self.state = UNCONFIGURED
         self.nongroup_rcv = DEFAULT_NONGROUP_RCV
         self.online = True
+        self.bypass = False      # bypass mode (ET04.72 140): see _go
+        self.life = None         # life.Life (meter.life): told of every node trigger
         self.selected = False
         self.reset_cause = RESET_POWER_UP
         self.error_log = 0
@@ -180,14 +188,43 @@ class PlcNode(Transport):
     def state_code(self):
         """The node state as ND query status and ET04.72 report it."""
         if self.state == CONFIGURED and not self.online:
-            return SOFT_OFFLINE
+            return BYPASS if self.bypass else SOFT_OFFLINE
         return self.state
 
     @property
     def app_runs(self):
         """The application (OSGP) takes messages: unconfigured with an
-        application, or configured and online."""
-        return self.state == UNCONFIGURED or (self.state == CONFIGURED and self.online)
+        application, or configured and online (or in bypass mode)."""
+        return self.state == UNCONFIGURED or (self.state == CONFIGURED and
+                                               (self.online or self.bypass))
+
+    def _go(self, trigger, ctx=None):
+        """Run a node-state trigger through the lifecycle table
+        (meter/lifecycle_table.py, machine "node"): the table alone decides
+        the next state; False when it refuses (nothing changes). The state
+        is kept as (state, online, bypass): soft offline = CONFIGURED
+        offline, bypass = CONFIGURED offline in bypass mode (emulator
+        profile: the application keeps running; RAM only, like soft
+        offline). The caller saves the configuration."""
+        src = LC.node_name(self.state_code)
+        ok, dst = LC.step("node", src, trigger, ctx)
+        if ok and dst != src:
+            code = LC.node_code(dst)
+            if code == SOFT_OFFLINE or code == BYPASS:
+                self.state, self.online, self.bypass = CONFIGURED, False, code == BYPASS
+            else:
+                self.state, self.online, self.bypass = code, True, False
+        if self.life is not None:
+            self.life.node_changed(self, trigger, src, dst if ok else None, ctx)
+        return ok
+
+    def fire(self, trigger):
+        """A host-side node trigger ("load_application", "unload_application",
+        "bypass_on", "bypass_off" ...): True when the table takes it."""
+        ok = self._go(trigger)
+        if ok:
+            self._save()
+        return ok
 
     def register(self, code, fn):
         """Handle APDUs starting with `code` with fn(node, inc, now) -> a
@@ -211,7 +248,11 @@ class PlcNode(Transport):
     def commission(self, domain_id, subnet, node, key=None, index=0, now=None):
         """Configure domain entry `index` and go configured, online: what a
         data concentrator's commissioning does over NM, for a host that
-        starts meters already commissioned."""
+        starts meters already commissioned. False (nothing changed) when the
+        lifecycle table refuses it (an applicationless node)."""
+        if not LC.step("node", LC.node_name(self.state_code), "commission")[0]:
+            self._go("commission")               # reported as refused
+            return False
         domain_id = bytes(domain_id)
         if len(domain_id) not in L.DOMAIN_LENGTHS:
             raise ValueError("domain ID: 0, 1, 3 or 6 bytes")
@@ -219,9 +260,9 @@ class PlcNode(Transport):
                      bytes(key) if key is not None else bytes(6))
         d.encode()                 # range checks
         self.domains[index] = d
-        self.state = CONFIGURED
-        self.online = True
+        self._go("commission")
         self._save()
+        return True
 
     def join_group(self, group, member, size=0, dom=0, rcv_timer=DEFAULT_NONGROUP_RCV,
                    tx_timer=DEFAULT_TX_TIMER, retry=DEFAULT_RETRY, index=None):
@@ -244,6 +285,16 @@ class PlcNode(Transport):
             raise ValueError("address table full")
         self.addresses[index] = e
         self._save()
+
+    def leave_group(self, group, dom=0):
+        """Drop the address-table entry of `group` (added for OSGP groups,
+        meter/groups.py); False when this node was not a member."""
+        for i, a in enumerate(self.addresses):
+            if a.kind == N.ADDR_GROUP and a.domain == dom and a.group == group:
+                self.addresses[i] = UNBOUND
+                self._save()
+                return True
+        return False
 
     def image(self):
         """The configuration image (IMAGE_SIZE bytes, layout above)."""
@@ -532,7 +583,7 @@ class PlcNode(Transport):
         self._timers = None                # later() timers are lost with the RAM
         for tx in lost:
             self._done(tx, False)
-        self.online = True
+        self._go("reset")                  # soft offline and bypass end here
         self.selected = False
         self.reset_cause = cause
         self._mirror()
@@ -623,7 +674,13 @@ class PlcNode(Transport):
             self._drop("offline")
             return None
         if self.osgp is not None and code in OSGP_CODES:
-            return self.osgp.handle(inc, now)
+            if self.life is None:
+                return self.osgp.handle(inc, now)
+            done = self.osgp.stats[0]
+            answer = self.osgp.handle(inc, now)
+            if self.osgp.stats[0] != done:       # authenticated and executed
+                self.life.osgp_request(inc.dom < FLEX)
+            return answer
         if self.on_message is not None:
             return self.on_message(self, inc, now)
         self._drop("unhandled")
@@ -688,6 +745,7 @@ class PlcNode(Transport):
             if not d.invalid and d.id_len not in L.DOMAIN_LENGTHS:
                 return self._fail(code, ERR_INVALID_DOMAIN)
             self.domains[i] = d
+            self._go("update_domain", {"index": i})
             self._save()
             return N.ok(code)
         if code == N.NM_LEAVE_DOMAIN:
@@ -695,9 +753,10 @@ class PlcNode(Transport):
             if i > 1:
                 return self._fail(code, ERR_INVALID_DOMAIN)
             self.domains[i] = NO_DOMAIN
-            if self.domains[0].invalid and self.domains[1].invalid:
-                self.state = UNCONFIGURED          # no domain left: unconfigured, reset [DX]
-                self._pending_reset = (RESET_SOFTWARE, None)
+            left = (not self.domains[0].invalid) + (not self.domains[1].invalid)
+            self._go("leave_domain", {"domains_left": left})   # none left: unconfigured [DX]
+            if not left:
+                self._pending_reset = (RESET_SOFTWARE, None)      # and a reset [DX]
             self._save()
             return None if inc.dom == i else N.ok(code)
         if code == N.NM_UPDATE_KEY:
@@ -748,19 +807,20 @@ class PlcNode(Transport):
         if code == N.NM_SET_NODE_MODE:
             mode, state = args
             if mode == N.NODE_OFFLINE or mode == N.NODE_ONLINE:
-                self.online = mode == N.NODE_ONLINE
-                if self.online and self.state == HARD_OFFLINE:
-                    self.state = CONFIGURED
+                # the table: online also leaves hard offline and bypass
+                was = self.state
+                self._go("set_online" if mode == N.NODE_ONLINE else "set_offline")
+                if self.state != was:
                     self._save()
-                self._mirror()
+                else:
+                    self._mirror()                     # soft offline: ET04.72 only
                 return N.ok(code)
             if mode == N.NODE_APP_RESET or mode == N.NODE_PHYSICAL_RESET:
                 self._pending_reset = (RESET_SOFTWARE, mode)
                 return None                      # no response: the node resets [DX]
             if mode == N.NODE_CHANGE_STATE:
-                if state not in STATES:
-                    return N.fail(code)
-                self.state = state
+                if state not in STATES or not self._go(_CHANGE_STATE[state]):
+                    return N.fail(code)                # not a state, or refused by the table
                 self._save()
                 return N.ok(code)
             return N.fail(code)
