@@ -53,9 +53,15 @@ def build_parser():
     m.add_argument("--key", type=_hex, help="the 16-byte MEP key as hex (overrides the profile)")
     m.add_argument("--basic", action="store_true", help="use the MBK instead of the MAK")
     m.add_argument("--encrypt", action="store_true", help="RC4-encrypt requests")
+    m.add_argument("--aes", action="store_true",
+                   help="AES security mode (ET04.127 = 2): AES-CCM sealed requests (docs/security-modes.md)")
+    m.add_argument("--serial", help="the meter's serial number (16 digits) for --aes (default: the profile's)")
     m.add_argument("--seq", type=_int, help="the meter's current sequence number, if known")
     m.add_argument("--timeout", type=float, default=0.5)
-    _add_client_commands(m.add_subparsers(dest="action", required=True))
+    msub = m.add_subparsers(dest="action", required=True)
+    _add_client_commands(msub)
+    from . import transaction
+    transaction.add_parser(msub)            # osgp-meter mep … txn (docs/transactions.md)
 
     o = sub.add_parser("optical", help="optical (ANSI C12.18) client")
     o.add_argument("--port", required=True)
@@ -93,6 +99,11 @@ def build_parser():
     fleet.add_parser(sub)
     demo.add_parser(sub)
     bench_fleet.add_arguments(b)
+
+    # -- a MicroPython board: deploy / mount / profile (tools/board.py;
+    #    docs/board-deploy.md)
+    from . import board
+    board.add_parser(sub)
     return ap
 
 
@@ -135,6 +146,9 @@ def main(argv=None):
         if args.command == "demo":
             from . import demo
             return demo.run(args)
+        if args.command == "board":
+            from . import board
+            return board.run(args)
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a clear one-line error for the user, not a traceback
