@@ -5,7 +5,7 @@ compactions cut short) - mid-write, mid-transaction, mid-download,
 mid-activation; after every kill the state a restart loads is exactly the
 state after the last acknowledged op or after the one op beyond it (never
 an acknowledged op lost, never half of one), and ET17 claims no packet
-whose bytes are missing. More kills: python -m osgp_host.power_fail --kills N.
+whose bytes are missing. More kills: osgp-meter power-fail --kills N.
 """
 import os
 import sys

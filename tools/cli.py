@@ -104,10 +104,27 @@ def build_parser():
     #    docs/board-deploy.md)
     from . import board
     board.add_parser(sub)
+    # -- commands with their own parsers, run as they are under `python -m`
+    for name, (_, text) in DELEGATED.items():
+        d = sub.add_parser(name, help=text, add_help=False)
+        d.add_argument("rest", nargs=argparse.REMAINDER)
     return ap
 
 
+# name -> (module, help): the module's main(argv) parses the rest itself
+DELEGATED = {
+    "fw-image": ("fw_image", "build, inspect or corrupt a firmware image (docs/firmware-download.md)"),
+    "pending-fleet": ("pending_fleet", "one pending TOU calendar in N meters over PLC, activated in one second"),
+    "power-fail": ("power_fail", "kill a meter at random points and check what survives (docs/persistence.md)"),
+}
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+        module = importlib.import_module("osgp_host." + DELEGATED[argv[0]][0])
+        return module.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":

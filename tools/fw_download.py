@@ -366,7 +366,7 @@ class Progress:
 
 def add_arguments(p):
     p.add_argument("image", help="firmware image file (osgp-meter fw-image build, "
-                                 "python -m osgp_host.fw_image)")
+                                 "osgp-meter fw-image)")
     p.add_argument("--meters", default="all", help="meters (as for read); default all (--local)")
     p.add_argument("--broadcast", action="store_true",
                    help="broadcast EP08/EP09 to the domain first, then complete by unicast")

@@ -1,10 +1,10 @@
 """Build and inspect firmware images of the emulated meter (the format is
 osgp_meter.fwimage's emulator profile, docs/firmware-download.md).
 
-    python -m osgp_host.fw_image build --version 3.71.0 --size 4096 -o fw.img
-    python -m osgp_host.fw_image build --version 3.71.1 --body code.bin --fails-self-test -o bad.img
-    python -m osgp_host.fw_image inspect fw.img
-    python -m osgp_host.fw_image corrupt fw.img -o corrupt.img      # flip one body byte
+    osgp-meter fw-image build --version 3.71.0 --size 4096 -o fw.img
+    osgp-meter fw-image build --version 3.71.1 --body code.bin --fails-self-test -o bad.img
+    osgp-meter fw-image inspect fw.img
+    osgp-meter fw-image corrupt fw.img -o corrupt.img      # flip one body byte
 
 The body of a built image is the given file, or ``--size`` seeded
 pseudo-random bytes (the same seed and size give the same image).
@@ -72,7 +72,7 @@ def describe(image, key=fwimage.DEFAULT_KEY):
 
 def main(argv=None, out=None):
     out = out or sys.stdout
-    p = argparse.ArgumentParser(prog="python -m osgp_host.fw_image",
+    p = argparse.ArgumentParser(prog="osgp-meter fw-image",
                                 description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="action", required=True)
     b = sub.add_parser("build", help="build an image")

@@ -9,7 +9,7 @@ calendar), BT04 (last activation, still-pending bits) and the newest event
 28 "pending table activated" of its history log (BT74). See
 docs/pending-tables.md.
 
-    python -m osgp_host.pending_fleet [--meters 1000] [--per-transformer 250]
+    osgp-meter pending-fleet [--meters 1000] [--per-transformer 250]
                                       [--seed 1] [--metering on|off] [--json]
 
 Exit status 0 when every meter activated in the same second and the DC read
@@ -250,7 +250,7 @@ def report(r, out=sys.stdout):
 
 
 def main(argv=None, out=sys.stdout):
-    ap = argparse.ArgumentParser(prog="python -m osgp_host.pending_fleet",
+    ap = argparse.ArgumentParser(prog="osgp-meter pending-fleet",
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--meters", type=int, default=1000)
     ap.add_argument("--per-transformer", type=int, default=250)

@@ -2,7 +2,7 @@
 state, and prove that nothing acknowledged is lost and nothing is
 half-applied (docs/persistence.md).
 
-    python -m osgp_host.power_fail --kills 300 [--seed 1] [--store dir|sqlite]
+    osgp-meter power-fail --kills 300 [--seed 1] [--store dir|sqlite]
 
 A parent process (modules preloaded) forks one child per "life". The child
 opens the state (state directory or fleet SQLite database), does what a
