@@ -10,7 +10,7 @@
 #    "meter": {the Firmware config (meter/firmware.py) in JSON:
 #              bytes as hex strings, "keys" by name (mak, mbk, mk, pk, rk,
 #              plc_unicast, plc_broadcast), "image" {table id: hex},
-#              "neuron_id" / "plc_domain" hex}}
+#              "neuron_id" / "plc_domain" / "download_key" hex}}
 #
 # A missing "plc" or "mep" section leaves that port out; "optical" likewise
 # (off by default: its session costs RAM a board may not have).
@@ -21,7 +21,7 @@ DEFAULT_PATH = "profile.json"
 # key name -> role bit (meter/access.py)
 KEY_ROLES = {"mk": 0x01, "pk": 0x02, "rk": 0x04, "mak": 0x08, "mbk": 0x10,
              "plc_unicast": 0x20, "plc_broadcast": 0x40}
-_HEX = ("neuron_id", "plc_domain")
+_HEX = ("neuron_id", "plc_domain", "download_key")
 
 
 def _unhex(s):

@@ -465,6 +465,11 @@ class DC:
     names                  {name: meter spec}, e.g. LocalFleet.addresses
     progress               default progress(done, total, target, result) for
                            for_each
+    aes                    AES security mode on every request (unicast,
+                           docs/security-modes.md); the nonce takes the
+                           meter's Neuron ID: from the address, `neuron_ids`
+                           ({meter spec: 6 bytes} or fn(target)), else asked
+                           over NM query ID once (dc_life.query_neuron_id)
     """
 
     def __init__(self, channel=None, node_id="dc", cnip=None, domain=DEFAULT_DOMAIN,
@@ -472,7 +477,7 @@ class DC:
                  keys=None, seq=None, encrypt=False, retries=DEFAULT_RETRIES,
                  timeout_ms=DEFAULT_TIMEOUT_MS, tx_retries=DEFAULT_TX_RETRIES,
                  max_read=MAX_READ, max_write=MAX_WRITE, speed=math.inf, drive=True,
-                 names=None, progress=None, bind=("127.0.0.1", 0)):
+                 names=None, progress=None, bind=("127.0.0.1", 0), aes=False, neuron_ids=None):
         self.plc = PlcNode(neuron_id)
         self.plc.commission(domain, subnet, node)
         if (channel is None) == (cnip is None):
@@ -497,6 +502,9 @@ class DC:
         self.progress = progress
         self._clients = {}
         self._dims = {}
+        self.aes = bool(aes)
+        self.neuron_ids = neuron_ids
+        self._nids = {}
         self.stats = dict(requests=0, transactions=0, retries=0, timeouts=0, answers=0)
 
     # -- meters ----------------------------------------------------------------------
@@ -520,7 +528,8 @@ class DC:
         t = self.target(meter)
         c = self._clients.get(t.key)
         if c is None:
-            sec = PlcSecurity(self._key_for(t), self.seq, self.encrypt)
+            sec = PlcSecurity(self._key_for(t), self.seq, self.encrypt, self.aes,
+                              self.neuron_id(t) if self.aes else None)
             c = PlcClient(lambda apdu, t=t: self.exchange(t, apdu), sec,
                           max_read=self.max_read, max_write=self.max_write,
                           size_of=lambda table, t=t: self._size_of(t, table), name=str(t))
@@ -528,6 +537,25 @@ class DC:
         elif t.name is not None and c.name != str(t):
             c.name = str(t)
         return c
+
+    def neuron_id(self, meter):
+        """The meter's Neuron ID (AES mode's nonce): its address, then
+        `neuron_ids`, else learnt over NM query ID once (tools/dc_life.py)."""
+        t = self.target(meter)
+        if t.neuron_id is not None:
+            return t.neuron_id
+        nid = self._nids.get(t.key)
+        if nid is None and self.neuron_ids is not None:
+            if callable(self.neuron_ids):
+                nid = self.neuron_ids(t)
+            else:
+                nid = next((v for k, v in self.neuron_ids.items()
+                            if parse_meter(k, self.names) == t), None)
+        if nid is None:
+            from .dc_life import query_neuron_id
+            nid = query_neuron_id(self, t)
+        self._nids[t.key] = bytes(nid)
+        return self._nids[t.key]
 
     def forget(self, meter):
         """Drop what the DC knows about a meter (sequence number, sizes)."""
@@ -675,6 +703,9 @@ class DC:
         t = self.target(meter)
         c = self.client(t)
         body = keymgmt.change_params(kek, number, key_id, new_key)
+        if self.aes:                                   # AES mode's wrap (docs/security-modes.md)
+            from osgp_meter import aes_mode
+            body = bytes((key_id,)) + aes_mode.wrap_key(kek, number, key_id, new_key)
         for attempt in (0, 1):
             c.psn = c.psn % 255 + 1
             try:
@@ -685,7 +716,8 @@ class DC:
                     raise
         if number == keymgmt.EP15 and key_id == 0:
             sec = c.security
-            c.security = PlcSecurity(new_key, sec.seq, sec.encrypt)
+            c.security = PlcSecurity(new_key, sec.seq, sec.encrypt, self.aes,
+                                     self.neuron_id(t) if self.aes else None)
             if self.keys is None:
                 self.keys = {}
             if isinstance(self.keys, dict):
@@ -843,6 +875,8 @@ class LocalFleet:
             cfg["metering"] = metering
         self.key = cfg["keys"].get(ROLE_PLC, DEFAULT_KEY)
         self.bcast_key = cfg["keys"].get(ROLE_BCAST)     # broadcasts (tools/fw_download.py)
+        self.aes = data.get("security", {}).get("mode") == "aes"    # meters in AES mode
+        self.neuron_ids = {}                              # {(subnet, node): Neuron ID}
         self.domain = bytes(domain)
         self.book = AddressBook()
         self.meters = []
@@ -863,14 +897,18 @@ class LocalFleet:
             self.book.add(spec.id, fw.plc)
             self.meters.append(spec.id)
             self.addresses[spec.id] = (subnet, node)
+            self.neuron_ids[(subnet, node)] = c["neuron_id"]
             self.firmware[spec.id] = fw
         if self.dc_id is not None:
             self.book.always.append(self.dc_id)
         ch.address_filter = self.book.filter
 
     def dc(self, **kw):
-        """A DC at the topology's DC position, with this fleet's key and names."""
+        """A DC at the topology's DC position, with this fleet's key, names,
+        security mode and Neuron IDs."""
         kw.setdefault("key", self.key)
+        kw.setdefault("aes", self.aes)
+        kw.setdefault("neuron_ids", lambda t: self.neuron_ids.get(t.key))
         kw.setdefault("names", self.addresses)
         kw.setdefault("domain", self.domain)
         return DC(self.channel, kw.pop("node_id", self.dc_id or "dc"), **kw)
@@ -918,6 +956,8 @@ def add_parser(sub):
     d.add_argument("--profile", help="device profile: the meters' (--local) and the default key")
     d.add_argument("--key", type=_hex, help="the 12-byte PLC unicast key as hex")
     d.add_argument("--encrypt", action="store_true", help="RC4-encrypt requests")
+    d.add_argument("--aes", action="store_true", default=None,
+                   help="AES security mode (default: when the profile's [security] mode is aes)")
     d.add_argument("--seq", type=_int, help="sequence number to start from (default 0; 0x0C re-syncs)")
     d.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
                    help="re-sends of the same request after a failed transaction (default 2)")
@@ -944,11 +984,15 @@ def add_parser(sub):
     w.add_argument("table")
     w.add_argument("data", type=_hex, help="table bytes as hex, little-endian as stored")
     w.add_argument("--offset", type=_int)
+    from . import dc_life       # pending writes, PEDs, txn, lifecycle (docs/dc.md)
+    dc_life.add_write_arguments(w)
     c = acts.add_parser("call", help="run a procedure through BT07/BT08")
     c.add_argument("meters", help=meters_help)
     c.add_argument("procedure", help="BPnn, EPnn, a number, or a catalogue name")
     c.add_argument("params", nargs="?", type=_hex, default=b"", help="parameters as hex")
     c.add_argument("--psn", type=_int)
+    dc_life.add_ped_arguments(c, "BP13/BP15 (a PED after the parameters)")
+    dc_life.add_parsers(acts, meters_help)
     disc = acts.add_parser("discover", help="--local: discover and commission factory-fresh meters, "
                                             "print the topology (paths, hops, margins)")
     disc.add_argument("--json", action="store_true")
@@ -1018,14 +1062,17 @@ def build_dc(args):
                   timeout_ms=args.timeout, tx_retries=args.tx_retries, domain=args.domain,
                   subnet=int(m.group(1)), node=int(m.group(2)), max_read=args.max_read,
                   max_write=args.max_write)
+    if getattr(args, "aes", None) is not None:
+        common["aes"] = args.aes
     if args.local:
         fleet = LocalFleet(args.topology, args.seed, args.profile, args.domain)
         if args.key is not None:
             common["key"] = args.key
         return fleet.dc(**common), fleet
     key = args.key
+    data = profiles.load(args.profile)
+    common.setdefault("aes", data.get("security", {}).get("mode") == "aes")
     if key is None:
-        data = profiles.load(args.profile)
         key = profiles.parse_key(data["keys"]["plc_unicast"], "plc_unicast")
     return DC(cnip=_hostport(args.cnip or "127.0.0.1"), key=key, **common), None
 
@@ -1039,19 +1086,28 @@ def run(args, out=None, err=None):
         from . import dc_discover
         return dc_discover.run(args, out, err)
     if args.action == "download":
-        from . import fw_download
+        from . import fw_download, dc_life
+        dc_life.check_image(args, err)        # the profile's download key (warning only)
         return fw_download.run(args, out, err)
+    if args.action == "group":
+        from . import dc_life
+        return dc_life.run_group(args, out, err)
     crypto_backend.install()
     dc, fleet = build_dc(args)
     try:
         spec = args.meters if args.meters is not None else "all"
         targets = parse_meters(spec, dc.names, fleet.meters if fleet else None)
         many = len(targets) > 1
-        verb = {"read": "read", "write": "wrote", "call": "called", "status": "status"}[args.action]
+        from . import dc_life
+        verb = {"read": "read", "write": "wrote", "call": "called",
+                "status": "status"}.get(args.action) or dc_life.VERBS[args.action]
         prog = _Progress(verb, err, args.quiet)
         v0, w0 = dc.now_ms, time.monotonic()
 
-        if args.action == "read":
+        life_fn = dc_life.action(args, dc, out, many)    # write --pending, txn, lifecycle
+        if life_fn is not None:
+            fn = life_fn
+        elif args.action == "read":
             tid = table_id(args.table)
 
             def fn(t):
@@ -1070,9 +1126,10 @@ def run(args, out=None, err=None):
                     t, args.table, len(args.data), args.offset or 0), file=out)
         elif args.action == "call":
             number = procedure_number(args.procedure)
+            params = dc_life.call_params(args)    # + the PED of --at/--after/... (BP13/BP15)
 
             def fn(t):
-                result, data = dc.call(t, number, args.params, args.psn)
+                result, data = dc.call(t, number, params, args.psn)
                 print("%s: %s result %d (%s), data %s" % (
                     t, args.procedure, result, RESULTS.get(result, "?"), data.hex(" ") or "-"),
                     file=out)

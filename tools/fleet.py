@@ -909,6 +909,8 @@ class Fleet:
         kw.setdefault("keys", self.keys_of(sh))
         kw.setdefault("names", sh.addresses())
         kw.setdefault("domain", self.config.domain)
+        # meters in AES mode ([security] mode = "aes": ET04.127 = 2) need an AES DC
+        kw.setdefault("aes", self.template["image"].get(2048 + 4, b"")[127:128] == b"\x02")
         return DC(sh.channel, kw.pop("node_id", sh.dc_id), **kw)
 
     # -- injections ----------------------------------------------------------------------

@@ -81,20 +81,26 @@ def main(argv=None, out=None):
     b.add_argument("--size", type=int, default=4096)
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--model", default="OSGP-EMU")
-    b.add_argument("--key", help="download key as hex (default: the emulator's)")
+    b.add_argument("--key", help="download key as hex (default: the profile's [keys] download)")
+    b.add_argument("--profile", help="device profile whose [keys] download signs the image")
     b.add_argument("--fails-self-test", action="store_true",
                    help="mark the image so it never confirms itself (shows a rollback)")
     b.add_argument("-o", "--output", required=True)
     i = sub.add_parser("inspect", help="header fields and whether CRC and MAC verify")
     i.add_argument("image")
     i.add_argument("--key")
+    i.add_argument("--profile", help="device profile whose [keys] download checks the MAC")
     c = sub.add_parser("corrupt", help="flip one body byte")
     c.add_argument("image")
     c.add_argument("--offset", type=int)
     c.add_argument("-o", "--output", required=True)
     a = p.parse_args(argv)
-    key = bytes.fromhex(a.key) if getattr(a, "key", None) else fwimage.DEFAULT_KEY
     try:
+        if getattr(a, "key", None):
+            key = bytes.fromhex(a.key)
+        else:                   # the profile's [keys] download (the built-in: the emulator's)
+            from . import profile as profiles
+            key = profiles.download_key(profiles.load(getattr(a, "profile", None)))
         if a.action == "build":
             body = open(a.body, "rb").read() if a.body else None
             img = build(a.version, body, a.size, a.seed, a.model.encode("ascii"), key,

@@ -60,15 +60,17 @@ def new_calendar(bt50, tiers=4, cal_id=2027):
     return bytes(out)
 
 
-def stage(dc, meter, tid, ped, image, max_write=None):
+def stage(dc, meter, tid, ped, image, max_write=None, offset=0):
     """Write `image` into table tid's pending copy with `ped`, in partial
     writes (0x4F) of max_write bytes including the PED; the offsets are the
-    table's. Returns the number of requests."""
+    table's (from `offset`). Returns the number of requests. Also used by
+    `osgp-meter dc write --pending` (tools/dc_life.py)."""
     max_write = max_write or dc.max_write
     step = max_write - PED_LEN
     n = 0
-    for off in range(0, len(image), step):
-        chunk = image[off:off + step]
+    for rel in range(0, len(image), step):
+        chunk = image[rel:rel + step]
+        off = offset + rel
         body = ped + chunk
         req = bytes((0x4F, (tid + 4096) >> 8, (tid + 4096) & 0xFF,
                      off >> 16, (off >> 8) & 0xFF, off & 0xFF,
@@ -76,8 +78,10 @@ def stage(dc, meter, tid, ped, image, max_write=None):
         answer = dc.request(meter, req)
         n += 1
         if answer[:1] != b"\x00":
-            raise StageError("%s: pending write at offset %d answered %s"
+            err = StageError("%s: pending write at offset %d answered %s"
                              % (meter, off, answer.hex()))
+            err.code = answer[0]
+            raise err
     return n
 
 

@@ -78,6 +78,21 @@ def parse_key(text, what):
         raise ProfileError("keys.%s: not hex (prefix text with 'ascii:')" % what) from None
 
 
+def download_key(data):
+    """The firmware download key (16 bytes) of loaded profile data: [keys]
+    download, else the emulator's (osgp_meter.fwimage.DEFAULT_KEY). It signs
+    images (fw-image build) and the meter checks them with it (config
+    download_key, docs/firmware-download.md); not a PLC key."""
+    from osgp_meter import fwimage
+    value = data.get("keys", {}).get("download")
+    if not value:
+        return fwimage.DEFAULT_KEY
+    key = parse_key(value, "download")
+    if len(key) != 16:
+        raise ProfileError("keys.download: 16 bytes expected, got %d" % len(key))
+    return key
+
+
 def pack_version(text, what):
     """'3.10.21' -> 0x3155: major bits 15-12, minor 11-5, build 4-0 [OPT BT01]."""
     m = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", str(text))
@@ -168,6 +183,7 @@ def to_config(data):
     return {
         "image": image,
         "keys": keys,
+        "download_key": download_key(data),
         "mep_seq": int(mep.get("sequence", 0)) & 0xFFFFFFFF,
         "mep_secure": bool(mep.get("secure", True)),
         "mep_baud": int(mep.get("baudrate", 9600)),
