@@ -46,6 +46,7 @@ BT07 = 7
 ET04 = 2048 + 4
 ET17 = 2048 + 17
 ET04_BCAST_BASE = 82
+SAVE_EVERY = 16              # packets between two saves of the resume state
 DEFAULT_PACKET = 64          # <= 70: BT07 header 3 + packet number 2 + data in 75 bytes
 PLC_MAX_PACKET = 70
 BROADCAST_DEST = (L.AF_BROADCAST, 0, 0)     # domain-wide, backlog 0
@@ -107,12 +108,16 @@ class MeterResult:
 class Broadcaster:
     """Secured OSGP requests under the broadcast key, sent unacknowledged
     (``repeat`` > 0: unacknowledged-repeated) domain-wide from the DC, one
-    sequence number each, paced so the DC's queue never overflows."""
+    sequence number each, paced so the DC's queue never overflows. AES mode
+    (``aes``, default the DC's): sealed under the AES key derived from the
+    broadcast key, the nonce's identity all zero (docs/security-modes.md)."""
 
-    def __init__(self, dc, key, seq, repeat=0, gap_ms=None, psn=128, dest=BROADCAST_DEST):
+    def __init__(self, dc, key, seq, repeat=0, gap_ms=None, psn=128, dest=BROADCAST_DEST,
+                 aes=None):
         self.dc = dc
         self.dest = dest
-        self.security = PlcSecurity(key, seq)
+        self.aes = bool(getattr(dc, "aes", False) if aes is None else aes)
+        self.security = PlcSecurity(key, seq, aes=self.aes, broadcast=True)
         self.repeat = repeat
         self.gap_ms = gap_ms
         self.psn = psn
@@ -190,6 +195,9 @@ class Download:
                 st = None
         if st is None:
             st = {"image": self._key(), "broadcast_next": 0, "bcast_seq": None, "done": {}}
+        # a number saved by an interrupted run: up to SAVE_EVERY after it may
+        # have gone out unsaved (broadcast_all skips them in AES mode)
+        self._unsaved = st["bcast_seq"] is not None and bcast_seq is None
         if bcast_seq is not None:
             st["bcast_seq"] = bcast_seq
         return st
@@ -266,6 +274,10 @@ class Download:
         if seq is None:
             seq = default_bcast_seq(self.dc.now_ms)
         b = Broadcaster(self.dc, self.bcast_key, seq, self.repeat, dest=self.dest)
+        if b.aes and self._unsaved:
+            # AES mode: a sequence number is a nonce, and the resumed PSNs
+            # differ from the lost run's, so never reuse one of its numbers
+            b.security.seq = (b.security.seq + SAVE_EVERY) & 0xFFFFFFFF
         self.open_window(b)
         if st["broadcast_next"] == 0:
             # a meter that misses EP08 refuses every EP09: announce three
@@ -279,7 +291,7 @@ class Download:
             self.stats["broadcast"] += 1
             st["broadcast_next"] = n + 1
             st["bcast_seq"] = b.seq
-            if n % 16 == 15:
+            if n % SAVE_EVERY == SAVE_EVERY - 1:
                 self._save_state()
             self._tick()
         st["bcast_seq"] = b.seq

@@ -16,7 +16,11 @@ never a copy.
 AES security mode (``aes=True``, docs/security-modes.md, also an emulator
 profile): ``code | CCM(args) | seq | tag(8)`` under the AES key derived from
 the PLC key, the meter's Neuron ID in the nonce (``neuron_id``);
-``osgp_meter.aes_mode`` builds and checks the bytes. Unicast only here.
+``osgp_meter.aes_mode`` builds and checks the bytes. A request under the
+broadcast key (``broadcast=True``: group- or broadcast-addressed) carries an
+all-zero identity and the broadcast flag in its nonce; each member answers
+a group REQUEST under its own Neuron ID, which ``Request.verify`` takes as
+``neuron_id``.
 
 How the APDU travels is not this module's business: ``PlcClient`` takes an
 ``exchange(apdu) -> response APDU or None`` function (None: no answer after
@@ -108,12 +112,14 @@ class Request:
         self.digest = digest
         self._stream = stream
         self._base = base
-        self._aes = aes                    # AES mode: (CCM, nonce identity)
+        self._aes = aes                    # AES mode: (CCM, nonce identity[, flags])
 
-    def verify(self, answer, meter=None):
+    def verify(self, answer, meter=None, neuron_id=None):
         """The plaintext response (code [count data]) of an answer APDU;
         raises PlcAuthError for a 0x0B answer or a digest that does not
-        verify, PlcError(0x01) for an APDU too short to be an answer."""
+        verify, PlcError(0x01) for an APDU too short to be an answer.
+        ``neuron_id``: the answering member's (6 bytes) for a request sent
+        under the broadcast key in AES mode (each answers under its own)."""
         answer = bytes(answer)
         if len(answer) < 9:
             raise PlcError(0x01, "answer too short: %s" % answer.hex(" "), meter)
@@ -122,8 +128,13 @@ class Request:
             raise PlcAuthError(meter=meter)
         if self._aes is not None:
             from osgp_meter import aes_mode
-            c, ident = self._aes
-            plain = aes_mode.open_answer(c, aes_mode.F_PLC, ident, self.seq, answer)
+            c, ident = self._aes[0], self._aes[1]
+            flags = self._aes[2] if len(self._aes) > 2 else aes_mode.F_PLC
+            if neuron_id is not None:
+                ident = b"\x00\x00" + _nid(neuron_id)
+            elif flags & aes_mode.F_BCAST:
+                raise ValueError("an answer to a broadcast-key request: which member's Neuron ID?")
+            plain = aes_mode.open_answer(c, flags, ident, self.seq, answer)
             if plain is None:
                 raise PlcAuthError("the answer's tag does not verify (wrong key or Neuron ID?)", meter)
             return plain
@@ -137,11 +148,24 @@ class Request:
         return plain
 
 
+def _nid(neuron_id):
+    nid = bytes(neuron_id)
+    if len(nid) != 6:
+        raise ValueError("a Neuron ID is 6 bytes")
+    return nid
+
+
 class PlcSecurity:
     """Per-meter client security state: the 12-byte PLC key (unicast or
-    broadcast), the last sequence number used, RC4 on or off."""
+    broadcast), the last sequence number used, RC4 on or off, AES mode.
 
-    def __init__(self, key, seq=None, encrypt=False, aes=False, neuron_id=None):
+    ``broadcast``: the key is the broadcast key and the requests go group-
+    or broadcast-addressed (GroupSender, fw_download.Broadcaster). In RC4
+    mode that changes no byte; in AES mode the request nonce takes the
+    broadcast flag and 8 zero bytes for the identity (no ``neuron_id``:
+    one message for every member), docs/security-modes.md."""
+
+    def __init__(self, key, seq=None, encrypt=False, aes=False, neuron_id=None, broadcast=False):
         key = bytes(key)
         if len(key) != 12:
             raise ValueError("a PLC key is 12 bytes (got %d)" % len(key))
@@ -149,13 +173,18 @@ class PlcSecurity:
         self.digest = OmaDigest(key)
         self.base = cipher.plc_base_key(key) if encrypt else None
         self.seq = 0 if seq is None else seq & 0xFFFFFFFF
-        self.aes = None                    # AES mode: (CCM, 00 00 | the meter's Neuron ID)
+        self.broadcast = bool(broadcast)
+        self.aes = None                    # AES mode: (CCM, nonce identity, nonce flags)
         if aes:
             from osgp_meter import aes_mode
-            nid = bytes(neuron_id) if neuron_id is not None else bytes(6)
-            if len(nid) != 6:
-                raise ValueError("a Neuron ID is 6 bytes")
-            self.aes = (cipher.new_aes_ccm(aes_mode.derive_key(key)), b"\x00\x00" + nid)
+            if broadcast:
+                if neuron_id is not None:
+                    raise ValueError("a broadcast-key request names no Neuron ID")
+                ident, flags = aes_mode.NO_ID, aes_mode.F_PLC | aes_mode.F_BCAST
+            else:
+                ident = b"\x00\x00" + _nid(neuron_id if neuron_id is not None else bytes(6))
+                flags = aes_mode.F_PLC
+            self.aes = (cipher.new_aes_ccm(aes_mode.derive_key(key)), ident, flags)
 
     @property
     def encrypt(self):
@@ -168,7 +197,7 @@ class PlcSecurity:
             seq = self.seq = (self.seq + 1) & 0xFFFFFFFF
         if self.aes is not None:
             from osgp_meter import aes_mode
-            apdu = aes_mode.seal_request(self.aes[0], aes_mode.F_PLC, self.aes[1], req, seq)
+            apdu = aes_mode.seal_request(self.aes[0], self.aes[2], self.aes[1], req, seq)
             return Request(apdu, seq, apdu[-8:], None, None, self.aes)
         msg = bytes(req) + struct.pack(">I", seq)
         st = self.digest.start(msg)
