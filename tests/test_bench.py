@@ -48,6 +48,8 @@ def test_measure_structure_and_every_answer_verified():
 
 def test_cryptography_backend_variant_and_restores_pure_path():
     from osgp_meter import cipher
+    from osgp_host import crypto_backend
+    crypto_backend.uninstall()      # other tests' CLI runs may have installed it process-wide
     res = bench.measure(seconds=0.01, rounds=1, gurux=False, meters=2)
     r = _row(res, "mep_secured_rc4_cryptography")
     assert r["rc4"] and r["rc4_backend"] == "cryptography" and r["verified"]
