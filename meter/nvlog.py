@@ -121,7 +121,8 @@ def entries(payload):
             off = _get32(p, i + 7)
             n = _get32(p, i + 11)
             i += 15
-            if i + n > end or off + n > size:
+            # size bounded too: a table of gigabytes is garbage, not a reason to allocate it
+            if i + n > end or off + n > size or size > MAX_PAYLOAD:
                 raise ValueError("nvlog: bad table entry")
             out.append((E_TABLE, tid, size, off, bytes(p[i:i + n])))
             i += n

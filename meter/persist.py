@@ -192,6 +192,9 @@ class Persist:
         the whole state, so non-volatile tables it lacks go back to default.
         (A part's put() must take any bytes its get() gave.)"""
         es = nvlog.entries(payload)          # decoded (checked) before anything changes
+        for e in es:
+            if e[0] == nvlog.E_PART and e[1] == META and len(e[4]) != 13:
+                raise ValueError("nvlog: bad meta part")
         fw = self.fw
         meter = fw.meter
         store = meter.store

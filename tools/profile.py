@@ -68,10 +68,22 @@ def load(path=None):
     return data
 
 
+def _section(data, name):
+    """The [name] table of profile data ({} when absent); ProfileError when
+    the key holds something else (a TOML `keys = "..."`)."""
+    v = data.get(name, {})
+    if not isinstance(v, dict):
+        raise ProfileError("%s: a table ([%s]) expected, got %r" % (name, name, v))
+    return v
+
+
 def parse_key(text, what):
     text = str(text)
     if text.startswith("ascii:"):
-        return text[6:].encode("ascii")
+        try:
+            return text[6:].encode("ascii")
+        except UnicodeEncodeError:
+            raise ProfileError("keys.%s: 'ascii:' text must be ASCII" % what) from None
     try:
         return bytes.fromhex(text.replace(" ", ""))
     except ValueError:
@@ -84,9 +96,11 @@ def download_key(data):
     images (fw-image build) and the meter checks them with it (config
     download_key, docs/firmware-download.md); not a PLC key."""
     from osgp_meter import fwimage
-    value = data.get("keys", {}).get("download")
-    if not value:
+    value = _section(data, "keys").get("download")
+    if value is None or value == "":
         return fwimage.DEFAULT_KEY
+    if not isinstance(value, str):
+        raise ProfileError("keys.download: a hex string (16 bytes) expected, got %r" % (value,))
     key = parse_key(value, "download")
     if len(key) != 16:
         raise ProfileError("keys.download: 16 bytes expected, got %d" % len(key))
@@ -158,9 +172,10 @@ def to_config(data):
             image[tid] = bytes.fromhex(str(hexdata).replace(" ", ""))
         except ValueError:
             raise ProfileError("tables.%s: not hex" % name) from None
-    mode = data.get("security", {}).get("mode", "rc4")
-    if mode not in SECURITY_MODES:
-        raise ProfileError("security.mode: %s" % " or ".join(sorted(SECURITY_MODES)))
+    mode = _section(data, "security").get("mode", "rc4")
+    if not isinstance(mode, str) or mode not in SECURITY_MODES:
+        raise ProfileError("security.mode: %s, not %r"
+                           % (" or ".join(repr(m) for m in sorted(SECURITY_MODES)), mode))
     if SECURITY_MODES[mode]:
         # ET04.127 in the initial image (docs/security-modes.md): over the
         # profile's own ET04 bytes, else the catalogue default
@@ -172,7 +187,7 @@ def to_config(data):
         image[ET04] = bytes(et04)
     keys = {}
     for name, role in _KEY_ROLES.items():
-        value = data.get("keys", {}).get(name)
+        value = _section(data, "keys").get(name)
         if value:
             keys[role] = parse_key(value, name)
     mep = data.get("mep", {})

@@ -105,17 +105,20 @@ class StateDir:
                 raise StateError("%s: in use by another meter process" % self.dir) from None
             raise
         self.fw = fw
+        try:
+            return self._open(fw, load)
+        except BaseException:
+            # a state that cannot be loaded: refused whole (the snapshot is
+            # checked before anything is applied), the lock released
+            self.close()
+            raise
+
+    def _open(self, fw, load):
         nv = persist.attach(fw, self._append)
         spath = os.path.join(self.dir, SNAPSHOT)
         loaded = False
         if load and os.path.exists(spath):
-            with open(spath, "rb") as f:
-                buf = f.read()
-            r = nvlog.check(buf)
-            if r is None or r[0] != nvlog.K_SNAPSHOT:
-                raise StateError("%s: not a snapshot record (corrupt)" % spath)
-            nv.apply(r[2], snapshot=True)
-            self.base = self.seq = r[1]
+            self._snapshot(nv, spath)
             loaded = True
             self._replay(nv)
         else:
@@ -144,17 +147,31 @@ class StateDir:
         if not os.path.exists(spath):
             nv.loaded()
             return False
-        with open(spath, "rb") as f:
-            r = nvlog.check(f.read())
-        if r is None or r[0] != nvlog.K_SNAPSHOT:
-            raise StateError("%s: not a snapshot record (corrupt)" % spath)
-        nv.apply(r[2], snapshot=True)
-        self.base = self.seq = r[1]
+        try:
+            self._snapshot(nv, spath)
+        except BaseException:
+            fw.nv = None
+            fw.meter.store.dirty = None
+            raise
         self._replay(nv, readonly=True)
         nv.loaded()
         fw.nv = None
         fw.meter.store.dirty = None
         return True
+
+    def _snapshot(self, nv, spath):
+        """Apply the snapshot file, all or nothing: StateError when it is
+        not one good K_SNAPSHOT record (never a silent reset)."""
+        with open(spath, "rb") as f:
+            buf = f.read()
+        r = nvlog.check(buf)
+        if r is None or r[0] != nvlog.K_SNAPSHOT:
+            raise StateError("%s: not a snapshot record (corrupt)" % spath)
+        try:
+            nv.apply(r[2], snapshot=True)
+        except ValueError as exc:        # a good CRC over entries this codec never wrote
+            raise StateError("%s: corrupt snapshot payload (%s)" % (spath, exc)) from None
+        self.base = self.seq = r[1]
 
     def _replay(self, nv, readonly=False):
         with open(os.path.join(self.dir, JOURNAL), "rb") as f:
@@ -169,7 +186,10 @@ class StateDir:
                 continue
             if seq != self.seq + 1:           # not the next commit: not ours
                 break
-            nv.apply(payload)
+            try:
+                nv.apply(payload)             # all or nothing
+            except ValueError:                # good CRC, malformed entries: corrupt, the log ends
+                break
             self.seq = seq
             self.stats["loaded_records"] += 1
             end = stop
@@ -277,17 +297,34 @@ def load(firmware, directory):
 def _load_json(fw, path):
     """The session-1 format: {"version": 1, "tables": {tid: hex}, "mep_seq",
     "clock_offset_ms", "last_psn"}."""
-    with open(path) as f:
-        state = json.load(f)
-    if state.get("version") != 1:
-        raise StateError("%s: unknown state version %r" % (path, state.get("version")))
+    try:
+        with open(path, "rb") as f:
+            state = json.loads(f.read().decode("utf-8"))
+    except ValueError as exc:                 # not JSON (UnicodeDecodeError is one too)
+        raise StateError("%s: not a state file (%s)" % (path, exc)) from None
+    if not isinstance(state, dict) or state.get("version") != 1:
+        raise StateError("%s: unknown state version %r"
+                         % (path, state.get("version") if isinstance(state, dict) else state))
+    # everything checked before anything is applied: refused whole, never half-loaded
     meter = fw.meter
-    for tid, hexdata in state["tables"].items():
-        tid = int(tid)
-        entry = meter.store.tables.get(tid)
-        if entry is not None and entry[cat.T_FLAGS] & cat.F_NV:
-            meter.store.write(tid, 0, bytes.fromhex(hexdata))
+    tables = {}
+    try:
+        for tid, hexdata in state["tables"].items():
+            tid = int(tid)
+            entry = meter.store.tables.get(tid)
+            if entry is not None and entry[cat.T_FLAGS] & cat.F_NV:
+                tables[tid] = bytes.fromhex(hexdata)
+        seq, offset, psn = state["mep_seq"], state["clock_offset_ms"], state["last_psn"]
+        for name, v, lo, hi in (("mep_seq", seq, 0, 0xFFFFFFFF), ("last_psn", psn, 0, 255),
+                                ("clock_offset_ms", offset, -(1 << 63), (1 << 63) - 1)):
+            if type(v) is not int or not lo <= v <= hi:
+                raise ValueError("%s: an integer %d..%d expected" % (name, lo, hi))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StateError("%s: malformed state (%s: %s)"
+                         % (path, type(exc).__name__, exc)) from None
+    for tid in tables:
+        meter.store.write(tid, 0, tables[tid])
     meter.changed()
-    fw.mep.seq = state["mep_seq"]
-    meter.clock_offset = state["clock_offset_ms"]
-    meter.last_psn = state["last_psn"]
+    fw.mep.seq = seq
+    meter.clock_offset = offset
+    meter.last_psn = psn
