@@ -452,6 +452,8 @@ class DC:
     neuron_id              the DC node's Neuron ID
     key / keys             the PLC unicast key (12 bytes) for every meter, or
                            keys = {meter spec: key} / keys(target) -> key
+                           (None: `key`), e.g. a fleet inventory file read
+                           back (fleet_lookup.Inventory) or Fleet.keys_of
     seq                    the sequence number to start every meter from (0:
                            the first request carries 1; the 0x0C rule re-syncs)
     encrypt                RC4 on every request
@@ -1017,6 +1019,10 @@ def add_parser(sub):
     d.add_argument("--seed", type=int, help="channel seed (--local)")
     d.add_argument("--profile", help="device profile: the meters' (--local) and the default key")
     d.add_argument("--key", type=_hex, help="the 12-byte PLC unicast key as hex")
+    d.add_argument("--inventory", metavar="CSV", help="per-meter keys from a fleet inventory "
+                   "(`osgp-meter fleet --inventory`); meters it lacks use --key / the profile's")
+    d.add_argument("--shard", help="--inventory: the shard (transformer id or index) whose "
+                   "subnet/node addresses to use (default: the one on the --cnip port)")
     d.add_argument("--encrypt", action="store_true", help="RC4-encrypt requests")
     d.add_argument("--aes", action="store_true", default=None,
                    help="AES security mode (default: when the profile's [security] mode is aes)")
@@ -1114,7 +1120,7 @@ def _print_table(tid, data, offset, raw, out, prefix=""):
         print("  %5d  %-32s %s" % (field["offset"], field["name"], field["text"]), file=out)
 
 
-def build_dc(args):
+def build_dc(args, err=None):
     """(dc, fleet or None) from the parsed `osgp-meter dc` options."""
     from . import profile as profiles
     m = _SN.fullmatch(args.address)
@@ -1126,6 +1132,9 @@ def build_dc(args):
                   max_write=args.max_write)
     if getattr(args, "aes", None) is not None:
         common["aes"] = args.aes
+    inv = _inventory(args, err)
+    if inv is not None:
+        common["keys"] = inv
     if args.local:
         fleet = LocalFleet(args.topology, args.seed, args.profile, args.domain)
         if args.key is not None:
@@ -1136,7 +1145,26 @@ def build_dc(args):
     common.setdefault("aes", data.get("security", {}).get("mode") == "aes")
     if key is None:
         key = profiles.parse_key(data["keys"]["plc_unicast"], "plc_unicast")
+    if inv is not None:
+        common["neuron_ids"] = inv.neuron_id      # AES nonces without an NM query
     return DC(cnip=_hostport(args.cnip or "127.0.0.1"), key=key, **common), None
+
+
+def _inventory(args, err=None):
+    """`--inventory CSV` (a fleet's, docs/fleet.md) as a DC `keys` function, or None."""
+    path = getattr(args, "inventory", None)
+    if not path:
+        return None
+    from .fleet_lookup import Inventory
+    err = err or sys.stderr
+    port = None if args.local else _hostport(args.cnip or "127.0.0.1")[1]
+    fallback = "--key" if args.key is not None else "the profile's plc_unicast key"
+
+    def warn(msg):
+        print(msg, file=err)
+        err.flush()
+    return Inventory.load(path, port=port, shard=getattr(args, "shard", None), warn=warn,
+                          fallback=fallback)
 
 
 def run(args, out=None, err=None):
@@ -1155,7 +1183,7 @@ def run(args, out=None, err=None):
         from . import dc_life
         return dc_life.run_group(args, out, err)
     crypto_backend.install()
-    dc, fleet = build_dc(args)
+    dc, fleet = build_dc(args, err)
     try:
         spec = args.meters if args.meters is not None else "all"
         targets = parse_meters(spec, dc.names, fleet.meters if fleet else None)

@@ -46,7 +46,8 @@ def add_parser(sub):
                    help="discover, commission and read every meter through its shard's DC")
     f.add_argument("--tables", default="BT01,BT23", help="what --survey reads (BT01,BT23)")
     f.add_argument("--inventory", metavar="CSV", help="write every meter's id, shard, CN/IP "
-                   "port, address, Neuron ID, serial number and keys to this file")
+                   "port, address, Neuron ID, serial number and keys to this file (secrets: "
+                   "a head end's key import, `osgp-meter dc --inventory`)")
     f.add_argument("--json", action="store_true", help="the summary as JSON")
     return f
 
@@ -76,7 +77,8 @@ def run(args, out=None, err=None):
     if args.inventory:
         n = fleet.write_inventory(args.inventory)
         if not args.json:
-            print("inventory: %d meters in %s" % (n, args.inventory), file=out)
+            print("inventory: %d meters in %s (their keys: keep it private)"
+                  % (n, args.inventory), file=out)
     serving = cfg.cnip_port is not None
     if serving and not cfg.speed_given:
         cfg.speed = 1.0

@@ -93,10 +93,13 @@ class FleetLookups:
             yield d
 
     def write_inventory(self, path):
-        """The inventory as CSV (a head-end's import file)."""
+        """The inventory as CSV (a head-end's import file). It holds every
+        meter's keys, so it is created readable by its owner only."""
         import csv
+        import os
         rows = list(self.inventory())
-        with open(path, "w", newline="") as f:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
@@ -167,3 +170,123 @@ class FleetLookups:
         # meters in AES mode ([security] mode = "aes": ET04.127 = 2) need an AES DC
         kw.setdefault("aes", self.template["image"].get(2048 + 4, b"")[127:128] == b"\x02")
         return DC(sh.channel, kw.pop("node_id", sh.dc_id), **kw)
+
+
+class Inventory:
+    """A fleet inventory CSV read back: a head end's key import
+    (`osgp-meter dc --inventory`, docs/dc.md). Call it with a DC Target for
+    that meter's PLC unicast key, so ``DC(keys=inv, neuron_ids=inv.neuron_id)``;
+    None (the DC's `key` then) for a meter it does not list, after a warning.
+
+    Subnet/node addresses restart in each shard, so they are looked up among
+    the rows of one shard: ``shard`` (transformer id or index), else the rows
+    whose cnip_port is ``port`` (the DC's gateway), else all rows, which must
+    then not repeat an address. Neuron IDs are unique: looked up in all rows.
+    """
+
+    def __init__(self, rows, source="inventory", port=None, shard=None, warn=None,
+                 fallback="the DC's key"):
+        self.source = source
+        self.warn = warn
+        self.fallback = fallback
+        self.rows = rows = [self._row(r, i) for i, r in enumerate(rows, 2)]
+        self.by_nid = {r["nid"]: r for r in rows if r["nid"] is not None}
+        if shard is not None:
+            shard = str(shard)
+            sel = [r for r in rows if shard in (r.get("transformer"), r.get("shard"))]
+            if not sel:
+                raise ValueError("%s: no meter of shard %r (shards: %s)" % (
+                    source, shard, ", ".join(self._shards(rows)) or "-"))
+            ports = {r.get("cnip_port") for r in sel} - {None, ""}
+            if port is not None and ports and str(port) not in ports and warn is not None:
+                warn("warning: %s: shard %s is on CN/IP port %s, not %s" % (
+                    source, shard, "/".join(sorted(ports)), port))
+        else:
+            sel = [r for r in rows if port is not None and r.get("cnip_port") == str(port)]
+            sel = sel or rows
+        self.by_addr = {}
+        self.ambiguous = set()
+        for r in sel:
+            a = r["sn"]
+            if a is None:
+                continue
+            if a in self.by_addr and self.by_addr[a] is not r:
+                self.ambiguous.add(a)
+            self.by_addr[a] = r
+        self.shards = self._shards(sel)
+        self._warned = set()
+
+    @classmethod
+    def load(cls, path, **kw):
+        import csv
+        with open(path, newline="", encoding="utf-8-sig") as f:    # a BOM from a spreadsheet
+            rows = list(csv.DictReader(f))
+        return cls(rows, source=str(path), **kw)
+
+    @staticmethod
+    def _shards(rows):
+        seen = []
+        for r in rows:
+            s = r.get("transformer") or r.get("shard")
+            if s and s not in seen:
+                seen.append(s)
+        return seen
+
+    def _row(self, r, line):
+        """Parse one CSV row: its address, Neuron ID and keys (bytes)."""
+        where = "%s line %d" % (self.source, line)
+        r = dict(r)
+        try:
+            key = bytes.fromhex((r.get("plc_key") or "").strip())
+        except ValueError:
+            raise ValueError("%s: plc_key %r is not hex" % (where, r.get("plc_key")))
+        if len(key) != 12:
+            raise ValueError("%s: plc_key: 12 bytes (24 hex digits) expected" % where)
+        r["key"] = key
+        nid = (r.get("neuron_id") or "").strip()
+        try:
+            r["nid"] = bytes.fromhex(nid) if nid else None
+        except ValueError:
+            r["nid"] = b""
+        if r["nid"] is not None and len(r["nid"]) != 6:
+            raise ValueError("%s: neuron_id %r is not 6 bytes of hex" % (where, nid))
+        a = (r.get("address") or "").strip()
+        r["sn"] = None
+        if a:
+            s, _, n = a.partition("/")
+            if not (s.isdigit() and n.isdigit()):
+                raise ValueError("%s: address %r: subnet/node expected" % (where, a))
+            r["sn"] = (int(s), int(n))
+        if r["sn"] is None and r["nid"] is None:
+            raise ValueError("%s: neither an address nor a Neuron ID" % where)
+        return r
+
+    def row(self, target):
+        """The inventory row (dict) of a DC Target, or None."""
+        nid = getattr(target, "neuron_id", None)
+        if nid is not None:
+            return self.by_nid.get(bytes(nid))
+        sn = (target.subnet, target.node)
+        if sn in self.ambiguous:
+            raise ValueError("%s: %d/%d is in several shards (%s): give --shard (or a CN/IP "
+                             "port the inventory's cnip_port names)"
+                             % (self.source, sn[0], sn[1], ", ".join(self.shards)))
+        return self.by_addr.get(sn)
+
+    def __call__(self, target):
+        r = self.row(target)
+        if r is not None:
+            return r["key"]
+        if self.warn is not None and target.key not in self._warned:
+            self._warned.add(target.key)
+            self.warn("warning: %s is not in %s: using %s" % (
+                target.address(), self.source, self.fallback))
+        return None
+
+    def neuron_id(self, target):
+        """The meter's Neuron ID (AES mode's nonce) from the inventory, or None."""
+        r = self.row(target)
+        return None if r is None else r["nid"]
+
+    def __len__(self):
+        return len(self.rows)
