@@ -6,7 +6,7 @@
 #              "plc": {"uart": 0, "tx": 0, "rx": 1, "baud": 115200},
 #              "mep": {"uart": 1, "tx": 4, "rx": 5, "baud": 9600},
 #              "led": "LED", "button": 15, "button_active": 0,
-#              "wdt_ms": 8000, "nv_dir": "nv", "debug": 0, "gc_threshold": 8192},
+#              "wdt_ms": 8000, "nv_dir": "nv", "debug": 0, "gc_threshold": 32768},
 #    "meter": {the Firmware config (meter/firmware.py) in JSON:
 #              bytes as hex strings, "keys" by name (mak, mbk, mk, pk, rk,
 #              plc_unicast, plc_broadcast), "image" {table id: hex},

@@ -94,13 +94,12 @@ class RamBankStorage:
 class CodeBanks:
     """meter.banks. RAM state is `_missing` (a cache of ET17) and `deadline`;
     the rest is the metadata below (see meta())."""
-    __slots__ = ("storage", "key", "active", "state", "size", "psize", "crc", "versions",
+    __slots__ = ("storage", "_key", "active", "state", "size", "psize", "crc", "versions",
                  "crcs", "trial_fails", "trial_s", "erase_pending", "deadline", "_missing")
 
     def __init__(self, meter, storage=None, key=None):
-        from . import fwimage
         self.storage = storage
-        self.key = key if key is not None else fwimage.DEFAULT_KEY
+        self._key = key               # None: fwimage.DEFAULT_KEY (fwimage loads with EP08)
         self.active = 0
         self.state = IDLE
         self.size = 0                 # announced image: total bytes
@@ -117,6 +116,15 @@ class CodeBanks:
         self.erase_pending = False
         self.deadline = None          # driver ms of the trial's end (RAM)
         self._missing = None
+
+    @property
+    def key(self):
+        """The download key EP10 checks the image's MAC with."""
+        k = self._key
+        if k is None:
+            from . import fwimage
+            k = fwimage.DEFAULT_KEY
+        return k
 
     # -- metadata (nv_part "codebank") ------------------------------------------------
     def meta(self):

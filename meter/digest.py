@@ -51,8 +51,8 @@ def _tables():
                 ror[x] = -((n >> 1) | (n << 7)) & 255
             tabs.append(bytes(ror))
             tabs.append(bytes(rol))
-        _TABLES = tabs
         _GROUPS = [None] * 256
+        _TABLES = tabs      # last: a MemoryError above leaves both unset, not half
     return _TABLES
 
 

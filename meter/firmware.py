@@ -63,10 +63,10 @@ class Firmware:
         set_aes_unwrap(cipher.aes_unwrap_key)       # key changes in AES mode
         self.optical = None
         if config.get("optical", True):         # a board without an optical port saves the RAM
-            from .c1218 import OpticalSession
+            from .optical_lazy import LazyOptical   # loads c1218.py on the first byte
             optical_limits = PortLimits("optical", config.get("optical_max_read", 4096),
                                         config.get("optical_max_write", 4096), 0xFFFF)
-            self.optical = OpticalSession(meter.executor(optical_limits), keys.optical_passwords())
+            self.optical = LazyOptical(meter.executor(optical_limits), keys.optical_passwords())
         self.plc_limits = PortLimits("plc", config.get("plc_max_read", 84),
                                      config.get("plc_max_write", 75), 0xFFFE)
         self.plc = None
@@ -88,8 +88,8 @@ class Firmware:
             from . import pending_lazy  # pending tables, BT04, BP12-BP15 (docs/pending-tables.md)
             pending_lazy.attach(meter)
         if config.get("codebanks", config.get("plc")):
-            from . import codebank      # EP08/EP09/EP10, ET17 (docs/firmware-download.md)
-            codebank.attach(meter, config)
+            from . import codebank_lazy  # EP08/EP09/EP10, ET17 (docs/firmware-download.md):
+            codebank_lazy.attach(meter, config)     # codebank.py loads on first use
         from . import transactions_lazy  # ET52/ET53, ET27/ET28, EP61 (docs/transactions.md)
         transactions_lazy.attach(meter, self.plc_limits, now)   # resumes an unrun transaction
 

@@ -137,17 +137,6 @@ def failure(code):
     return nd_failure(code) if apdu_class(code) == CLASS_ND else nm_failure(code)
 
 
-def response_status(request_code, response_code):
-    """True: success response to request_code; False: failure; None: not
-    an answer to it. (Responses reuse application codes, so only the
-    request gives them meaning.)"""
-    if response_code == success(request_code):
-        return True
-    if response_code == failure(request_code):
-        return False
-    return None
-
-
 # --- small helpers ------------------------------------------------------------
 
 def _u(name, v, hi):
@@ -367,94 +356,12 @@ class Status:
         return Status(*([(b[2 * k] << 8) | b[2 * k + 1] for k in range(5)] + list(b[10:15])))
 
 
-# --- request builders (what a data concentrator or tool sends) -----------------
-
-def query_id(selector, mode=None, offset=0, data=b""):
-    """0x61 selector [mode offset(2, MSB) count data]: with mode, the node
-    answers only when its memory at mode+offset equals data."""
-    out = bytes((NM_QUERY_ID, _u("selector", selector, 255)))
-    if mode is None:
-        return out
-    return out + bytes((_u("mode", mode, 255), _u("offset", offset, 0xFFFF) >> 8,
-                        offset & 0xFF, _u("count", len(data), 255))) + bytes(data)
-
-
-def respond_to_query(flag):
-    return bytes((NM_RESPOND_TO_QUERY, _u("flag", flag, 1)))
-
-
-def update_domain(index, domain):
-    return bytes((NM_UPDATE_DOMAIN, _u("index", index, 255))) + domain.encode()
-
-
-def leave_domain(index):
-    return bytes((NM_LEAVE_DOMAIN, _u("index", index, 255)))
-
-
-def update_key(index, delta):
-    """The 6 bytes are added byte-wise (mod 256) to the domain key."""
-    return bytes((NM_UPDATE_KEY, _u("index", index, 255))) + _raw("delta", delta, 6)
-
-
-def update_addr(index, entry):
-    return bytes((NM_UPDATE_ADDR, _u("index", index, 255))) + entry.encode()
-
-
-def query_addr(index):
-    return bytes((NM_QUERY_ADDR, _u("index", index, 255)))
-
-
-def update_group_addr(entry):
-    """Sent group-addressed; only size and timers are taken over."""
-    return bytes((NM_UPDATE_GROUP_ADDR,)) + entry.encode()
-
-
-def query_domain(index):
-    return bytes((NM_QUERY_DOMAIN, _u("index", index, 255)))
-
-
-def set_node_mode(mode, state=None):
-    if (mode == NODE_CHANGE_STATE) != (state is not None):
-        raise ValueError("state goes with mode 3 (change state) only")
-    out = bytes((NM_SET_NODE_MODE, _u("mode", mode, 255)))
-    return out if state is None else out + bytes((_u("state", state, 255),))
-
-
-def wink(subcmd=None):
-    return bytes((NM_WINK,)) if subcmd is None else bytes((NM_WINK, _u("subcmd", subcmd, 255)))
-
+# --- the one request builder a meter uses (the others: lontalk_nm_client) -----
 
 def service_pin(uid, pid):
     """0x7F Neuron ID(6) program ID(8): sent unacknowledged, domain-wide
     broadcast, domain length 0 [DX ManualServiceRequestMessage]."""
     return bytes((NM_SERVICE_PIN,)) + _raw("uid", uid, UID_LEN) + _raw("pid", pid, PID_LEN)
-
-
-def nd_query_status():
-    return bytes((ND_QUERY_STATUS,))
-
-
-def nd_clear_status():
-    return bytes((ND_CLEAR_STATUS,))
-
-
-def nd_query_xcvr():
-    return bytes((ND_QUERY_XCVR,))
-
-
-def nd_proxy(subcmd, address=None, uid=None):
-    """0x52 subcmd [send address(5) [Neuron ID(6) when address type is 2]]:
-    without an address the receiver is the target; with one it is the
-    agent and forwards subcmd as a request [DX HandleNDProxyCommand]."""
-    out = bytes((ND_PROXY, _u("subcmd", subcmd, 255)))
-    if address is None:
-        if uid is not None:
-            raise ValueError("uid needs an address")
-        return out
-    out += _raw("address", address, 5)
-    if (address[0] == 2) != (uid is not None):
-        raise ValueError("a Neuron ID goes with address type 2 only")
-    return out if uid is None else out + _raw("uid", uid, UID_LEN)
 
 
 # --- request parser (what the meter receives) ---------------------------------
@@ -550,38 +457,12 @@ def id_response(uid, pid):
     return ok(NM_QUERY_ID, _raw("uid", uid, UID_LEN) + _raw("pid", pid, PID_LEN))
 
 
-def parse_response(request_code, apdu):
-    """A response APDU to request_code -> (success, value). value: (uid,
-    pid) for query ID; AddressEntry for query address; Domain for query
-    domain; Status for ND query status; the 7 transceiver bytes for query
-    transceiver; raw bytes for an ND proxy; None otherwise (and the
-    payload must then be empty). Raises FrameError."""
-    if not apdu:
-        raise FrameError("nm_length")
-    st = response_status(request_code, apdu[0])
-    if st is None:
-        raise FrameError("nm_code")
-    body = bytes(apdu[1:])
-    if not st:
-        if body:
-            raise FrameError("nm_length")
-        return False, None
-    if request_code == NM_QUERY_ID:
-        if len(body) != UID_LEN + PID_LEN:
-            raise FrameError("nm_length")
-        return True, (body[:6], body[6:])
-    if request_code == NM_QUERY_ADDR:
-        return True, AddressEntry.decode(body)
-    if request_code == NM_QUERY_DOMAIN:
-        return True, Domain.decode(body)
-    if request_code == ND_QUERY_STATUS:
-        return True, Status.decode(body)
-    if request_code == ND_QUERY_XCVR:
-        if len(body) != XCVR_LEN:
-            raise FrameError("nm_length")
-        return True, body
-    if request_code == ND_PROXY:
-        return True, body
-    if body:
-        raise FrameError("nm_length")
-    return True, None
+# The request builders a data concentrator or tool uses, and the response
+# parser, are in lontalk_nm_client.py: a meter does not load them (about
+# 4 KB of MicroPython heap); N.query_id etc. still work, loaded on first use.
+def __getattr__(name):
+    if name[0] != "_":          # not __path__ & co: the import machinery asks those
+        from . import lontalk_nm_client
+        if hasattr(lontalk_nm_client, name):
+            return getattr(lontalk_nm_client, name)
+    raise AttributeError(name)

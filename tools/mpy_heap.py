@@ -16,6 +16,14 @@ board): the figure is then the heap beyond the image, the runtime data.
 --memmap prints where the bytes go, step by step (tests/board/memmap.py).
 
     python -m osgp_host.mpy_heap --board [--rom] [--no-metering] [--memmap]
+
+--imports: what each meter/ module costs, in heap, once imported (code
+loaded from its .mpy into the heap: bytecode, interned names, function and
+class objects, module data): first the modules a default meter (the soak's)
+holds after boot, in import order, then every other module on its own on
+top of those, with the modules it pulls in.
+
+    python -m osgp_host.mpy_heap --imports
 """
 import argparse
 import os
@@ -177,6 +185,8 @@ def smallest_board_heap(metering=True, rom=False, low=16, high=1024, out=None):
             while low < high:
                 mid = (low + high) // 2
                 ok, text = rig.trial(mid + extra)
+                if not ok and "MemoryError" not in text:
+                    ok, text = rig.trial(mid + extra)   # a client timeout on a busy machine: once more
                 print("  %4d KB: %s" % (mid, "ok" if ok else "fails"), file=out, flush=True)
                 if ok:
                     high = mid
@@ -201,6 +211,7 @@ def memmap(rom=False, metering=True):
             path = STANDIN
         else:
             image = ""
+            os.makedirs(os.path.join(work, "lib"))
             layout(os.path.join(work, "lib"))
             path = ":".join((STANDIN, BOARD, os.path.join(work, "lib")))
         env = dict(os.environ, MICROPYPATH=path)
@@ -243,6 +254,111 @@ def _memmap_table(text):
     return "\n".join(out)
 
 
+# -- per-module import cost ---------------------------------------------------------------
+
+_IMPORTS = """
+import gc, sys, micropython
+base = sys.argv[1].split(",") if sys.argv[1] else []
+extra = sys.argv[2] if len(sys.argv) > 2 else ""
+gc.collect()
+print("- 0 -", gc.mem_alloc())
+micropython.qstr_info()
+for m in base + ([extra] if extra else []):
+    before = set(sys.modules)
+    __import__("osgp_meter." + m)
+    gc.collect()
+    new = sorted(x[11:] for x in sys.modules if x not in before and x != "osgp_meter." + m)
+    print("%s %d %s" % (m, gc.mem_alloc(), ",".join(x for x in new if x) or "-"))
+    micropython.qstr_info()
+"""
+QSTR_ENTRY = 11     # a qstr pool entry on 64-bit: hash (2), length (1), pointer (8)
+
+
+def import_costs(tmp):
+    """[(module, heap bytes, .mpy bytes, modules it pulled in, in_default)]."""
+    env = dict(os.environ, MICROPYPATH=tmp)
+    exe = shutil.which("micropython")
+
+    def run(base, extra=""):
+        """[(module, heap, names, new)]: heap = the growth of gc.mem_alloc()
+        minus the qstr pools' growth, plus what the module's names take
+        in them (string bytes + one pool entry each): a new pool, which
+        doubles, would otherwise count whole for whichever module opened it."""
+        import re
+        proc = subprocess.run([exe, "-X", "heapsize=4M", "-c", _IMPORTS, ",".join(base), extra],
+                              env=env, capture_output=True, text=True, timeout=60)
+        rows = []
+        last = None
+        pending = None
+        for line in proc.stdout.splitlines():
+            q = re.search(r"n_qstr=(\d+), n_str_data_bytes=(\d+), n_total_bytes=(\d+)", line)
+            if q:
+                q = [int(x) for x in q.groups()]
+                if pending is not None:
+                    m, alloc, new = pending
+                    names = (q[1] - last[1][1]) + QSTR_ENTRY * (q[0] - last[1][0])
+                    heap = alloc - last[0] - (q[2] - last[1][2]) + names
+                    if not extra or m == extra:
+                        rows.append((m, heap, names, "" if new == "-" else new))
+                    last = (alloc, q)
+                else:
+                    last = (last[0], q)
+                pending = None
+            elif line.startswith("- 0 -"):
+                last = (int(line.split()[-1]), None)
+            elif not line.startswith("Q(") and line.strip():
+                m, alloc, new = line.split(" ")
+                pending = (m, int(alloc), new)
+        return rows
+
+    # what a default meter holds after boot, in import order
+    proc = subprocess.run([exe, "-X", "heapsize=4M", "-c",
+                           "import sys\nfrom osgp_meter import access\n"
+                           "from osgp_meter.firmware import Firmware\n"
+                           "Firmware({'keys': {access.ROLE_MAK: bytes(16)}}, 0)\n"
+                           "print(','.join(m[11:] for m in sys.modules if m.startswith('osgp_meter.')))"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    default = [m for m in proc.stdout.strip().split(",") if m]
+    order = ["access", "catalogue_data", "store", "device", "keys", "mep", "firmware"]
+    base = [m for m in order if m in default] + [m for m in default if m not in order]
+    rows = []
+    got = set()
+    for m, n, names, new in run(base):
+        rows.append((m, n, names, new, True))
+        got.add(m)
+        got.update(x for x in new.split(",") if x)
+    pkg = os.path.join(tmp, "osgp_meter")
+    for name in sorted(os.listdir(pkg)):
+        m = name[:-4]
+        if not name.endswith(".mpy") or m in got or m == "__init__":
+            continue
+        for mm, n, names, new in run(base, m):
+            rows.append((mm, n, names, new, False))
+    size = {}
+    for name in os.listdir(pkg):
+        size[name[:-4]] = os.path.getsize(os.path.join(pkg, name))
+    return [(m, n, q, size.get(m, 0), new, d) for m, n, q, new, d in rows]
+
+
+def imports_table(rows):
+    out = ["%-22s %8s %7s %7s  %s" % ("module", "heap", "names", ".mpy", "(+ modules it pulls in)"),
+           "-- a default meter after boot (the soak's), in import order"]
+    total = names = 0
+    for m, n, q, sz, new, d in rows:
+        if d:
+            total += n
+            names += q
+            out.append("%-22s %8d %7d %7d  %s" % (m, n, q, sz, "+" + new if new else ""))
+    out.append("%-22s %8d %7d" % ("(total)", total, names))
+    out.append("-- every other module on top of those (with what it pulls in)")
+    for m, n, q, sz, new, d in sorted((r for r in rows if not r[5]), key=lambda r: -r[1]):
+        out.append("%-22s %8d %7d %7d  %s" % (m, n, q, sz, "+" + new if new else ""))
+    out.append("heap: gc.mem_alloc() growth on the 64-bit unix port, the qstr pools' slack "
+               "left out; names: of which interned names (string bytes + %d-byte pool "
+               "entries; in flash when frozen)" % QSTR_ENTRY)
+    return "\n".join(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reads", type=int, default=1000)
@@ -252,7 +368,13 @@ def main(argv=None):
     ap.add_argument("--rom", action="store_true", help="board: code in place from a ROMFS image")
     ap.add_argument("--no-metering", action="store_true", help="board: metering off")
     ap.add_argument("--memmap", action="store_true", help="board: where the bytes go")
+    ap.add_argument("--imports", action="store_true", help="heap cost of each meter/ module")
     args = ap.parse_args(argv)
+    if args.imports:
+        with tempfile.TemporaryDirectory() as tmp:
+            _layout(tmp)
+            print(imports_table(import_costs(tmp)))
+        return 0
     if args.board:
         metering = not args.no_metering
         if args.memmap:

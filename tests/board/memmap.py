@@ -44,8 +44,10 @@ MODULES = ("devprofile", "flashstore", "nvstate", "status", "uart_mep", "uart_pl
            "osgp_meter.keys", "osgp_meter.mep", "osgp_meter.firmware",
            "osgp_meter.persist", "osgp_meter.plc_node", "osgp_meter.plc_osgp",
            "osgp_meter.mip_link", "osgp_meter.plc_discovery", "osgp_meter.plc_repeat",
-           "osgp_meter.groups", "osgp_meter.pending", "osgp_meter.codebank",
-           "osgp_meter.transactions")
+           "osgp_meter.groups", "osgp_meter.keywire", "osgp_meter.pending_lazy",
+           "osgp_meter.codebank_lazy", "osgp_meter.transactions_lazy")
+# (what booting imports: pending.py, transactions.py, c1218.py, codebank.py,
+# fwimage.py, groupcfg.py, keychange.py and the AES modules load on first use)
 METERING = ("osgp_meter.supply", "osgp_meter.tou", "osgp_meter.metrology",
             "osgp_meter.loadprofile")
 import devprofile

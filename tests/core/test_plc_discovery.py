@@ -26,6 +26,7 @@ class Dc:
     0x4A messages it gets as (time, Message, Report, snr)."""
 
     def __init__(self, bus):
+        DISCS.clear()   # a new test: the last one's nodes (and their buses) may go
         self.node = n = bus.add("dc", PlcNode(DCN))
         n.commission(DOM, 1, 126)
         self.bus = bus

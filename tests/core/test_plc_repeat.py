@@ -33,6 +33,7 @@ def line(k, target=None):
     """DC - p1 - ... - pk - t on a bus (each hears only its neighbours);
     proxies at 1/10.., the target at 1/20 (an app-less node answering
     b'\\x55' + the request unless given)."""
+    REPS.clear()        # a new line: the last one's nodes (and their bus) may go
     bus = Bus(T0)
     dc = bus.add("dc", plain(1, 1, 126, repeat=False))
     names = ["dc"]
