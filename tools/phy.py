@@ -2,7 +2,7 @@
 frame-loss curve (host side, CPython).
 
 Every number here is either sourced (the tag in brackets names the source, as
-in docs/plc-channel.md and ../shared/reference/lontalk-transport-security.md)
+in docs/plc-channel.md and the team's fact digest lontalk-transport-security.md)
 or an **emulator profile** value: our own choice, labelled as such, to be
 corrected when ETSI TS 103 908 can be checked.
 
