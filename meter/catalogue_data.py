@@ -10,281 +10,385 @@
 #   03 lo width pops x and pushes (x >> lo) & ((1 << width) - 1);
 #   '+' '-' '*' '/' (floor) 'M' (max) pop b, pop a and push a op b.
 # default: the initial contents (zero-filled to the size), or None for all zeros.
+# Each mapping is one bytes constant read through catalogue.Packed (layout there):
+# in flash when frozen, no dicts of tuples on the heap at import.
+from .catalogue import Packed
+
 SOURCE_DIGEST = "c11b7c6fb7e842d7119489903d943870fc5746bd3cbfac8f7974e0ac458f3d04"
 # table_id: (size, read_mask, write_mask, flags, default)
-TABLES = {
-    0: (79, 0xFF, 0x00, 0x01, b'\x02*\x88EMUL\x02\x00\xff\x0c\x01\x00\n\r\x02\x0c\x06\x04\xff\x81\xf0\xdf\x02\x00\xfc\xf0\xcf\x07\xfe\xff\xff\xffU\xe7\xfdn\xcc\xbc#\x06\n\xff\xff\xfe\xff\xff\xff\xff\x07\x14 \x01\x00\x00\x00\xe4\x80@\x08\x02\x00`\x00\x00\x02\xfe#\x04H\x04\x81\x9cb\x880\x01\x00\x02'),  # BT00 General Configuration
-    1: (24, 0xFF, 0x00, 0x01, b'EMULOSGP-EMU\x10\x008\xc1'),  # BT01 General Manufacturer Identification
-    2: (16, 0x3F, 0x2B, 0x01, None),  # BT02 Device Nameplate
-    3: (b'\x01\x00\x00\x04\x02\x00\x00\x00\x11\x01+', 0x3F, 0x00, 0x01, b'\x01'),  # BT03 End Device Mode & Status
-    4: (b'\x02\x00\x00\x00\r\x01\x02\x00\x00\x00\x0e\x01+\x01\x00\x00\x06+\x02\x00\x00\x00\x12\x01\x01\x00\x00\x08*+', 0x3F, 0x00, 0x01, None),  # BT04 Pending Status
-    5: (10, 0x3F, 0x2B, 0x01, None),  # BT05 Device Identification
-    6: (80, 0x3F, 0x2B, 0x01, None),  # BT06 Utility Information
-    7: (b'\x01\x00\x00\x03\x02\x00\x00\x00\t\x01+', 0x3F, 0x7F, 0x00, None),  # BT07 Procedure Initiate
-    8: (b'\x01\x00\x00\x04\x02\x00\x00\x00\n\x01+', 0x3F, 0x00, 0x00, None),  # BT08 Procedure Response
-    15: (8, 0x3B, 0x29, 0x01, b'\x01\x00\x01\x00\x01\x00\x01'),  # BT15 Constants
-    20: (10, 0x3F, 0x00, 0x01, b'\x06\x04\x18\x0f\x08\x10\x01\x04\x08)'),  # BT20 Dimension Register
-    21: (10, 0x3F, 0x00, 0x01, b'\x06\x04\x0c\x0f\x02\x00\x01\x04\x02\x0c'),  # BT21 Actual Register
-    22: (b'\x02\x00\x15\x00\x03\x01\x02\x00\x15\x00\x04\x01+\x02\x00\x15\x00\x04\x01\x01\x00\x00\x07+\x01\x00\x00\x08/+\x01\x00\x00\x02\x02\x00\x15\x00\x05\x01*+', 0x3F, 0x2B, 0x01, b'\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x00\x01\x03'),  # BT22 Data Selection
-    23: (b'\x02\x00\x15\x00\x00\x01\x03\x02\x01\x02\x00\x15\x00\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15\x00\x03\x01*\x02\x00\x15\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x04\x02\x00\x15\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+', 0x3F, 0x00, 0x03, None),  # BT23 Current Register Data
-    24: (b'\x02\x00\x15\x00\x00\x01\x03\x02\x01\x02\x00\x15\x00\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15\x00\x03\x01*\x02\x00\x15\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x04\x02\x00\x15\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+', 0x3F, 0x00, 0x03, None),  # BT24 Previous Season Data
-    25: (b'\x01\x00\x00\x06\x02\x00\x15\x00\x00\x01\x03\x02\x01+\x02\x00\x15\x00\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15\x00\x03\x01*\x02\x00\x15\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x04\x02\x00\x15\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+', 0x3F, 0x00, 0x03, None),  # BT25 Previous Demand Reset Data
-    26: (b'\x01\x00\x00\x06\x02\x00\x15\x00\x02\x01\x01\x00\x00\x02\x02\x00\x15\x00\x04\x01\x02\x00\x15\x00\x04\x01\x01\x00\x00\x01-\x01\x00\x00\x00M-*\x01\x00\x00\x06+\x02\x00\x15\x00\x00\x01\x03\x02\x01+\x02\x00\x15\x00\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15\x00\x03\x01*\x02\x00\x15\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x04\x02\x00\x15\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+*+', 0x3F, 0x00, 0x03, None),  # BT26 Self-Read Data
-    27: (b'\x02\x00\x15\x00\x08\x01\x02\x00\x15\x00\t\x01+', 0x3F, 0x2B, 0x01, b'\x00\x01\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b'),  # BT27 Present Register Selection
-    28: (b'\x02\x00\x15\x00\x08\x01\x01\x00\x00\x03\x02\x00\x15\x00\x00\x01\x03\x06\x01*\x01\x00\x00\x04+*\x01\x00\x00\x04\x02\x00\x15\x00\t\x01*+', 0x3F, 0x00, 0x00, None),  # BT28 Present Register Data
-    30: (4, 0x3F, 0x00, 0x01, b'\x00  \n'),  # BT30 Dimension Display
-    31: (4, 0x3F, 0x00, 0x01, b'\x01\x02\x00\n'),  # BT31 Actual Display
-    33: (b'\x01\x00\x00\x03\x02\x00\x1f\x00\x01\x01*', 0x3F, 0x2B, 0x01, b'\x00\n\x03\x01\n\x03'),  # BT33 Primary Display List
-    50: (9, 0x3F, 0x00, 0x01, b'\x00\x11,\x19\x17\xc8\x00(\x03'),  # BT50 Dimension Time & TOU
-    51: (9, 0x3F, 0x00, 0x01, b'\x00\x11,\x19\x17\xc8\x00(\x03'),  # BT51 Actual Time & TOU
-    52: (7, 0x3F, 0x00, 0x00, None),  # BT52 Clock
-    53: (6, 0x3F, 0x2B, 0x01, b'\x02\x00\x00<<'),  # BT53 Time Offset
-    54: (b'\x01\x00\x00\x03\x02\x002\x00\x03\x01*\x01\x00\x00\x03\x02\x002\x00\x04\x01*+\x01\x00\x00\x03\x02\x002\x00\x05\x02*+\x02\x002\x00\x02\x01\x03\x00\x04\x01\x00\x00\x03\x01\x00\x00\x04\x02\x002\x00\x01\x01\x03\x01\x01*+\x02\x002\x00\x02\x01\x03\x04\x04+*+\x01\x00\x00\x04+', 0x3F, 0x2B, 0x01, None),  # BT54 Calendar
-    55: (9, 0x3F, 0x00, 0x00, None),  # BT55 Clock State
-    60: (31, 0x3F, 0x00, 0x01, b'\x00\x00\x02\x00\x00\x0c (\x00`\x00\x10<(\x00`\x00\x10<(\x00`\x00\x10<(\x00`\x00\x10<'),  # BT60 Dimension Load Profile
-    61: (31, 0x3F, 0x00, 0x01, b'D\x0f\x00\x00\x00\x0c \x04\x00`\x00\x02\x0f'),  # BT61 Actual Load Profile
-    62: (b'\x02\x00=\x00\x0b\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00=\x00\x04\x02\x03\x06\x01*+*\x02\x00=\x00\x11\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00=\x00\x04\x02\x03\x07\x01*+*+\x02\x00=\x00\x17\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00=\x00\x04\x02\x03\x08\x01*+*+\x02\x00=\x00\x1d\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00=\x00\x04\x02\x03\t\x01*+*+\x01\x00\x00\x04+', 0x3F, 0x00, 0x01, b'\x00\x00\x00\x00\x01\x01 '),  # BT62 Load Profile Control
-    63: (52, 0x3F, 0x00, 0x03, None),  # BT63 Load Profile Status
-    64: (b'\x02\x00=\x00\x07\x02\x01\x00\x00\x05\x02\x00=\x00\x04\x02\x03\x04\x01\x02\x00=\x00\x0b\x01*\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00=\x00\t\x02\x01\x00\x00\x07+\x01\x00\x00\x08/*+\x02\x00=\x00\t\x02\x02\x00=\x00\x04\x02\x03\n\x01\x02\x00=\x00\x0b\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02\x00=\x00\x0b\x01\x01\x00\x00\x04*+*+*', 0x3F, 0x00, 0x03, None),  # BT64 Load Profile Data Set 1
-    65: (b'\x02\x00=\x00\r\x02\x01\x00\x00\x05\x02\x00=\x00\x04\x02\x03\x04\x01\x02\x00=\x00\x11\x01*\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00=\x00\x0f\x02\x01\x00\x00\x07+\x01\x00\x00\x08/*+\x02\x00=\x00\x0f\x02\x02\x00=\x00\x04\x02\x03\n\x01\x02\x00=\x00\x11\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02\x00=\x00\x11\x01\x01\x00\x00\x04*+*+*', 0x3F, 0x00, 0x03, None),  # BT65 Load Profile Data Set 2
-    66: (b'\x02\x00=\x00\x13\x02\x01\x00\x00\x05\x02\x00=\x00\x04\x02\x03\x04\x01\x02\x00=\x00\x17\x01*\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00=\x00\x15\x02\x01\x00\x00\x07+\x01\x00\x00\x08/*+\x02\x00=\x00\x15\x02\x02\x00=\x00\x04\x02\x03\n\x01\x02\x00=\x00\x17\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02\x00=\x00\x17\x01\x01\x00\x00\x04*+*+*', 0x3F, 0x00, 0x03, None),  # BT66 Load Profile Data Set 3
-    67: (b'\x02\x00=\x00\x19\x02\x01\x00\x00\x05\x02\x00=\x00\x04\x02\x03\x04\x01\x02\x00=\x00\x1d\x01*\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00=\x00\x1b\x02\x01\x00\x00\x07+\x01\x00\x00\x08/*+\x02\x00=\x00\x1b\x02\x02\x00=\x00\x04\x02\x03\n\x01\x02\x00=\x00\x1d\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02\x00=\x00\x1d\x01\x01\x00\x00\x04*+*+*', 0x3F, 0x00, 0x03, None),  # BT67 Load Profile Data Set 4
-    70: (9, 0x3F, 0x00, 0x01, b'\x06\x08\x13\x02\x02\xc8'),  # BT70 Dimension Log
-    71: (9, 0x3F, 0x00, 0x01, b'\x06\x08\x13\x02\x02d'),  # BT71 Actual Log
-    72: (b'\x02\x00G\x00\x01\x01\x02\x00G\x00\x02\x01+', 0x3F, 0x00, 0x01, b'\x1e\xff\xf3\xff\xff\xff\xff\x00\xfe\xff\xff\xff\xff\x7f'),  # BT72 Events Identification
-    73: (b'\x02\x00G\x00\x01\x01\x02\x00G\x00\x02\x01+\x02\x00\x00\x00\r\x01+\x02\x00\x00\x00\x0e\x01+\x02\x00\x00\x00\x0f\x01+\x02\x00\x00\x00\x10\x01+', 0x3F, 0x2B, 0x01, b'\x1e\xff\xf3\xff\xff\xff\xff\x00\xfe\xff\xff\xff\xff\x7f\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\xfe\xff\xff\xff\xff\x07\x14 \x01'),  # BT73 History Log Control
-    74: (b'\x01\x00\x00\x0b\x02\x00G\x00\x05\x02\x01\x00\x00\x0c\x02\x00G\x00\x03\x01+*+', 0x3F, 0x00, 0x03, None),  # BT74 History Log Data
-    2049: (8, 0x3F, 0x2B, 0x01, None),  # ET01 Pulse Output Options
-    2050: (8, 0x3B, 0x29, 0x01, None),  # ET02 RTC Calibration / Battery Information
-    2051: (143, 0xFF, 0x29, 0x01, None),  # ET03 Utility Information
-    2052: (139, 0x3F, 0x2B, 0x01, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x002\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\n\x00\x04\x00\x00\x00\x00\xe6\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xa0\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00@B\x0f'),  # ET04 System Information
-    2053: (10, 0x3F, 0x2B, 0x01, None),  # ET05 Control Output Settings
-    2054: (16, 0x3F, 0x2B, 0x01, None),  # ET06 Pulse Inputs
-    2055: (16, 0x3F, 0x2B, 0x01, None),  # ET07 LCD Display Configuration
-    2056: (b'\x01\x00\x00\x02\x02\x08\x0b\x00\x12\x01*', 0x3F, 0x2B, 0x01, None),  # ET08 Group Configuration
-    2057: (b'\x01\x00\x00\x06\x02\x08\x04\x005\x01\x01\x00\x00\x12*+', 0x3F, 0x2B, 0x01, None),  # ET09 Power Quality
-    2058: (64, 0x3F, 0x00, 0x01, None),  # ET10 Power Outage Records (with ET09) (?)
-    2059: (91, 0x3F, 0x00, 0x01, b'\x05B$\x05\x06\x05\x02\x80\x03\xf9\x06\x19\x10\x16\x03\x04\x11\x11\n\nA\x0c\x04\n\n\x10P\n\x05\x01\x01\x03\x06\x07\x02\x00\xe2\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x082\x00\x00\x00\x00\x00\x00\x00\x00\x00\x05'),  # ET11 MFG Dimension
-    2060: (b'\x01\x00\x00\x04\x02\x08\x04\x007\x01*', 0x3F, 0x00, 0x03, None),  # ET12 Total Energy Registers (daily consumption) (?)
-    2061: (b'\x02\x08\x0b\x00\x00\x01\x02\x08\x0b\x00\x01\x01*', 0x3F, 0x2B, 0x01, None),  # ET13 M-Bus/MEP Device Configuration
-    2062: (b'\x02\x08\x0b\x00\x00\x01\x02\x08\x0b\x00\x02\x01*', 0x3F, 0x00, 0x01, None),  # ET14 M-Bus/MEP Device Status
-    2063: (b'\x02\x08\x0b\x00\x03\x01\x02\x08\x0b\x00\x04\x01*', 0x3F, 0x00, 0x01, None),  # ET15 M-Bus/MEP On-demand Requests
-    2064: (b'\x02\x08\x0b\x00\x00\x01\x02\x08\x0b\x00\x05\x02*', 0x3F, 0x00, 0x03, None),  # ET16 M-Bus/MEP Device Data
-    2065: (b'\x02\x08\x0b\x00$\x02', 0x39, 0x00, 0x01, None),  # ET17 Download Verification Bitmap
-    2066: (b'\x02\x00G\x00\x01\x01\x02\x00G\x00\x02\x01+', 0x3F, 0x2B, 0x01, b'\x02\x00\x00\x00\xe0\x9f\x01\x00\x90 \x10!d'),  # ET18 Critical Event Configuration
-    2067: (b'\x02\x08\x0b\x00\x0e\x01\x02\x08\x0b\x00\x10\x01*', 0x3F, 0x00, 0x01, None),  # ET19 Meter One-time-read Request Queue
-    2068: (b'\x02\x08\x0b\x00\x0f\x01\x02\x08\x0b\x00\x11\x01*', 0x3F, 0x00, 0x01, None),  # ET20 M-Bus One-time-read Request Queue
-    2069: (524, 0x3B, 0x00, 0x00, None),  # ET21 Load Profile Internal Configuration
-    2070: (b'\x02\x08\x0b\x00\x15\x01', 0x3F, 0x00, 0x01, None),  # ET22 Alarm Table
-    2071: (99, 0x3F, 0x00, 0x01, None),  # ET23 Miscellaneous Information
-    2072: (28, 0x3F, 0x00, 0x01, None),  # ET24 Prepayment Credit
-    2073: (64, 0x3F, 0x00, 0x01, None),  # ET25 Diagnostic Counters
-    2074: (313, 0x3F, 0x00, 0x03, None),  # ET26 Daily Consumption Log
-    2075: (b'\x02\x08\x0b\x00\x1c\x02', 0x3F, 0x6B, 0x01, None),  # ET27 Transaction Request
-    2076: (b'\x02\x08\x0b\x00\x1e\x02', 0x3F, 0x00, 0x00, None),  # ET28 Transaction Response
-    2077: (16, 0x3F, 0x00, 0x01, None),  # ET29 Hardware Configuration
-    2078: (21, 0x3F, 0x2B, 0x01, None),  # ET30 Maximum Power or Current Level Control
-    2079: (64, 0x3F, 0x00, 0x03, None),  # ET31 Meter One-time-read Log
-    2080: (64, 0x3F, 0x00, 0x03, None),  # ET32 MEP Shared Log
-    2082: (b'\x02\x08\x0b\x00\x00\x01\x02\x08\x0b\x00\r\x01*', 0x3F, 0x2B, 0x01, None),  # ET34 Additional M-Bus/MEP Device Configuration
-    2084: (16, 0x3F, 0x00, 0x01, None),  # ET36 Extended Table Actual Dimensions
-    2086: (35, 0x3F, 0x00, 0x01, None),  # ET38 ET36 Companion List (name not found)
-    2088: (4, 0x3F, 0x2B, 0x01, b'\x0f\x01'),  # ET40 Demand Configuration
-    2089: (b'\x01\x00\x00\x03\x01\x00\x00\x0c\x01\x00\x00\x06\x01\x00\x00\x04\x02\x00\x15\x00\x04\x01*+*+', 0x3F, 0x00, 0x03, None),  # ET41 Historical Demand Reset Log
-    2090: (64, 0x3F, 0x00, 0x00, None),  # ET42 Interface Definition
-    2093: (128, 0x3F, 0x00, 0x03, None),  # ET45 MEP Recurring Read Log
-    2094: (25, 0x3F, 0x00, 0x01, None),  # ET46 Control Output Read-Only Data
-    2095: (16, 0x3F, 0x2B, 0x01, None),  # ET47 Calendar Override Settings
-    2096: (b'\x02\x08\x0b\x00\x17\x01\x01\x00\x00\n*', 0x3F, 0x00, 0x03, None),  # ET48 Critical Event Records (identity uncertain)
-    2098: (64, 0x3F, 0x3B, 0x01, None),  # ET50 MEP Inbound Data Space
-    2099: (b'\x01\x00\x00\n\x02\x08\x0b\x00"\x01*', 0x3F, 0x3B, 0x01, b'\x02<\x00\x1eX\x02,\x01\x00\x00\x02<\x00\x1eX\x02,\x01'),  # ET51 MEP Device Configuration
-    2100: (b'\x02\x08\x0b\x00\x07\x02', 0x3F, 0x3B, 0x01, None),  # ET52 MEP Transaction Request
-    2101: (b'\x02\x08\x0b\x00\t\x02', 0x3F, 0x00, 0x00, None),  # ET53 MEP Transaction Response
-    2102: (32, 0x3F, 0x00, 0x01, None),  # ET54 Meter Status
-    2103: (128, 0x3F, 0x2B, 0x01, None),  # ET55 Meter Configuration
-    2105: (b'\x01\x00\x00\x04\x02\x08\x0b\x00\x19\x01*', 0x3F, 0x2B, 0x01, None),  # ET57 M-Bus Data Type Table
-    2106: (b'\x01\x00\x00\x08\x02\x08\x0b\x00\x00\x01*', 0x3F, 0x00, 0x01, None),  # ET58 M-Bus/MEP Status Extension
-    2107: (b'\x01\x00\x00\x04\x02\x00\x00\x00\n\x01+', 0x3F, 0x00, 0x00, None),  # ET59 MEP Procedure Response
-    2109: (b'\x01\x00\x00\x05\x02\x08\x0b\x00\x1a\x01*', 0x3F, 0x2B, 0x01, None),  # ET61 Time-Based Relay Control Calendar
-    2110: (16, 0x3F, 0x2B, 0x01, None),  # ET62 Load Profile Display Configuration
-    2114: (52, 0x3F, 0x00, 0x01, None),  # ET66 Load-Profile Source-ID Mapping
-    2115: (52, 0x3F, 0x2B, 0x01, None),  # ET67 Display Source-ID Mapping
-    2118: (143, 0x3F, 0x00, 0x00, None),  # ET70 RAM-Only Status
-    2119: (b'\x01\x00\x00\x05\x02\x08\x0b\x00\x1b\x01*', 0x3F, 0x2B, 0x01, None),  # ET71 Delta Data Alerts
-    2122: (128, 0x3F, 0x00, 0x03, None),  # ET74 MEP Recurring Read Extended Log
-    2123: (64, 0x3F, 0x00, 0x01, None),  # ET75 Primary Load Profile Channel Change Log
-    2124: (8, 0x3F, 0x2B, 0x01, None),  # ET76 Externally Configurable Hardware Options
-    2125: (b'\x01\x00\x00\x03\x02\x08\x0b\x00O\x01*', 0x3F, 0x2B, 0x01, None),  # ET77 Secondary Display List
-    2127: (b'\x01\x00\x00\x0b\x02\x08\x0b\x00P\x02\x01\x00\x00\x0c\x02\x00G\x00\x03\x01+*+', 0x3F, 0x00, 0x03, None),  # ET79 History Log Data (alternate)
-    2128: (8, 0x3F, 0x2B, 0x01, None),  # ET80 Average Power Settings
-    2129: (b'\x01\x00\x00\x03\x01\x00\x00\x0c\x02\x08\x04\x005\x01*+', 0x3F, 0x00, 0x03, None),  # ET81 Power Outage Log
-    2133: (b'\x01\x00\x00\x04\x02\x00\x00\x00\n\x01+', 0x3F, 0x00, 0x00, None),  # ET85 MEP Procedure Response (MEP2)
-    2137: (16, 0x3F, 0x00, 0x01, None),  # ET89 Meter LN Status
-    2138: (16, 0x3F, 0x00, 0x01, None),  # ET90 Dimension LN
-    2145: (16, 0x3F, 0x2B, 0x01, None),  # ET97 Meter Configuration LN
-    2147: (123, 0x3F, 0x00, 0x05, None),  # ET99 PLC Node Configuration
-}
+#   0 BT00 General Configuration: size 79, read 0xFF, write 0x00, flags 0x01, default 79 bytes
+#   1 BT01 General Manufacturer Identification: size 24, read 0xFF, write 0x00, flags 0x01, default 16 bytes
+#   2 BT02 Device Nameplate: size 16, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   3 BT03 End Device Mode & Status: size 4 + BT00.17, read 0x3F, write 0x00, flags 0x01, default 1 bytes
+#   4 BT04 Pending Status: size BT00.13 + BT00.14 + 6 + BT00.18 * 8, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   5 BT05 Device Identification: size 10, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   6 BT06 Utility Information: size 80, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   7 BT07 Procedure Initiate: size 3 + BT00.9, read 0x3F, write 0x7F, flags 0x00, default 0 bytes
+#   8 BT08 Procedure Response: size 4 + BT00.10, read 0x3F, write 0x00, flags 0x00, default 0 bytes
+#   15 BT15 Constants: size 8, read 0x3B, write 0x29, flags 0x01, default 7 bytes
+#   20 BT20 Dimension Register: size 10, read 0x3F, write 0x00, flags 0x01, default 10 bytes
+#   21 BT21 Actual Register: size 10, read 0x3F, write 0x00, flags 0x01, default 10 bytes
+#   22 BT22 Data Selection: size BT21.3 + BT21.4 + (BT21.4 + 7) / 8 + 2 * BT21.5, read 0x3F, write 0x2B, flags 0x01, default 18 bytes
+#   23 BT23 Current Register Data: size bits(BT21.0, 2, 1) + (BT21.7 + 1) * (4 * BT21.3 + BT21.4 * (5 * BT21.6 * bits(BT21.0, 1, 1) + 4 * bits(BT21.0, 4, 1) + 4 * bits(BT21.0, 5, 1) + 4 * BT21.6) + 4 * BT21.5 * BT21.6), read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   24 BT24 Previous Season Data: size bits(BT21.0, 2, 1) + (BT21.7 + 1) * (4 * BT21.3 + BT21.4 * (5 * BT21.6 * bits(BT21.0, 1, 1) + 4 * bits(BT21.0, 4, 1) + 4 * bits(BT21.0, 5, 1) + 4 * BT21.6) + 4 * BT21.5 * BT21.6), read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   25 BT25 Previous Demand Reset Data: size 6 + bits(BT21.0, 2, 1) + (BT21.7 + 1) * (4 * BT21.3 + BT21.4 * (5 * BT21.6 * bits(BT21.0, 1, 1) + 4 * bits(BT21.0, 4, 1) + 4 * bits(BT21.0, 5, 1) + 4 * BT21.6) + 4 * BT21.5 * BT21.6), read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   26 BT26 Self-Read Data: size 6 + BT21.2 * (2 * (BT21.4 - max(BT21.4 - 1, 0)) + 6 + bits(BT21.0, 2, 1) + (BT21.7 + 1) * (4 * BT21.3 + BT21.4 * (5 * BT21.6 * bits(BT21.0, 1, 1) + 4 * bits(BT21.0, 4, 1) + 4 * bits(BT21.0, 5, 1) + 4 * BT21.6) + 4 * BT21.5 * BT21.6)), read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   27 BT27 Present Register Selection: size BT21.8 + BT21.9, read 0x3F, write 0x2B, flags 0x01, default 14 bytes
+#   28 BT28 Present Register Data: size BT21.8 * (3 * bits(BT21.0, 6, 1) + 4) + 4 * BT21.9, read 0x3F, write 0x00, flags 0x00, default 0 bytes
+#   30 BT30 Dimension Display: size 4, read 0x3F, write 0x00, flags 0x01, default 4 bytes
+#   31 BT31 Actual Display: size 4, read 0x3F, write 0x00, flags 0x01, default 4 bytes
+#   33 BT33 Primary Display List: size 3 * BT31.1, read 0x3F, write 0x2B, flags 0x01, default 6 bytes
+#   50 BT50 Dimension Time & TOU: size 9, read 0x3F, write 0x00, flags 0x01, default 9 bytes
+#   51 BT51 Actual Time & TOU: size 9, read 0x3F, write 0x00, flags 0x01, default 9 bytes
+#   52 BT52 Clock: size 7, read 0x3F, write 0x00, flags 0x00, default 0 bytes
+#   53 BT53 Time Offset: size 6, read 0x3F, write 0x2B, flags 0x01, default 5 bytes
+#   54 BT54 Calendar: size 3 * BT50.3 + 3 * BT50.4 + 3 * BT50.5:2 + bits(BT50.2, 0, 4) * (3 + 4 * bits(BT50.1, 1, 1) + bits(BT50.2, 4, 4)) + 4, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   55 BT55 Clock State: size 9, read 0x3F, write 0x00, flags 0x00, default 0 bytes
+#   60 BT60 Dimension Load Profile: size 31, read 0x3F, write 0x00, flags 0x01, default 31 bytes
+#   61 BT61 Actual Load Profile: size 31, read 0x3F, write 0x00, flags 0x01, default 13 bytes
+#   62 BT62 Load Profile Control: size BT61.11 * (3 + 4 * bits(BT61.4:2, 6, 1)) + BT61.17 * (3 + 4 * bits(BT61.4:2, 7, 1)) + BT61.23 * (3 + 4 * bits(BT61.4:2, 8, 1)) + BT61.29 * (3 + 4 * bits(BT61.4:2, 9, 1)) + 4, read 0x3F, write 0x00, flags 0x01, default 7 bytes
+#   63 BT63 Load Profile Status: size 52, read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   64 BT64 Load Profile Data Set 1: size BT61.7:2 * (5 + bits(BT61.4:2, 4, 1) * BT61.11 * 4 + bits(BT61.4:2, 11, 1) * ((BT61.9:2 + 7) / 8) + BT61.9:2 * (bits(BT61.4:2, 10, 1) * (BT61.11 / 2 + 1) + BT61.11 * 4)), read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   65 BT65 Load Profile Data Set 2: size BT61.13:2 * (5 + bits(BT61.4:2, 4, 1) * BT61.17 * 4 + bits(BT61.4:2, 11, 1) * ((BT61.15:2 + 7) / 8) + BT61.15:2 * (bits(BT61.4:2, 10, 1) * (BT61.17 / 2 + 1) + BT61.17 * 4)), read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   66 BT66 Load Profile Data Set 3: size BT61.19:2 * (5 + bits(BT61.4:2, 4, 1) * BT61.23 * 4 + bits(BT61.4:2, 11, 1) * ((BT61.21:2 + 7) / 8) + BT61.21:2 * (bits(BT61.4:2, 10, 1) * (BT61.23 / 2 + 1) + BT61.23 * 4)), read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   67 BT67 Load Profile Data Set 4: size BT61.25:2 * (5 + bits(BT61.4:2, 4, 1) * BT61.29 * 4 + bits(BT61.4:2, 11, 1) * ((BT61.27:2 + 7) / 8) + BT61.27:2 * (bits(BT61.4:2, 10, 1) * (BT61.29 / 2 + 1) + BT61.29 * 4)), read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   70 BT70 Dimension Log: size 9, read 0x3F, write 0x00, flags 0x01, default 6 bytes
+#   71 BT71 Actual Log: size 9, read 0x3F, write 0x00, flags 0x01, default 6 bytes
+#   72 BT72 Events Identification: size BT71.1 + BT71.2, read 0x3F, write 0x00, flags 0x01, default 14 bytes
+#   73 BT73 History Log Control: size BT71.1 + BT71.2 + BT00.13 + BT00.14 + BT00.15 + BT00.16, read 0x3F, write 0x2B, flags 0x01, default 61 bytes
+#   74 BT74 History Log Data: size 11 + BT71.5:2 * (12 + BT71.3), read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2049 ET01 Pulse Output Options: size 8, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2050 ET02 RTC Calibration / Battery Information: size 8, read 0x3B, write 0x29, flags 0x01, default 0 bytes
+#   2051 ET03 Utility Information: size 143, read 0xFF, write 0x29, flags 0x01, default 0 bytes
+#   2052 ET04 System Information: size 139, read 0x3F, write 0x2B, flags 0x01, default 126 bytes
+#   2053 ET05 Control Output Settings: size 10, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2054 ET06 Pulse Inputs: size 16, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2055 ET07 LCD Display Configuration: size 16, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2056 ET08 Group Configuration: size 2 * ET11.18, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2057 ET09 Power Quality: size 6 + ET04.53 * 18, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2058 ET10 Power Outage Records (with ET09) (?): size 64, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2059 ET11 MFG Dimension: size 91, read 0x3F, write 0x00, flags 0x01, default 91 bytes
+#   2060 ET12 Total Energy Registers (daily consumption) (?): size 4 * ET04.55, read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2061 ET13 M-Bus/MEP Device Configuration: size ET11.0 * ET11.1, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2062 ET14 M-Bus/MEP Device Status: size ET11.0 * ET11.2, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2063 ET15 M-Bus/MEP On-demand Requests: size ET11.3 * ET11.4, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2064 ET16 M-Bus/MEP Device Data: size ET11.0 * ET11.5:2, read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2065 ET17 Download Verification Bitmap: size ET11.36:2, read 0x39, write 0x00, flags 0x01, default 0 bytes
+#   2066 ET18 Critical Event Configuration: size BT71.1 + BT71.2, read 0x3F, write 0x2B, flags 0x01, default 13 bytes
+#   2067 ET19 Meter One-time-read Request Queue: size ET11.14 * ET11.16, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2068 ET20 M-Bus One-time-read Request Queue: size ET11.15 * ET11.17, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2069 ET21 Load Profile Internal Configuration: size 524, read 0x3B, write 0x00, flags 0x00, default 0 bytes
+#   2070 ET22 Alarm Table: size ET11.21, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2071 ET23 Miscellaneous Information: size 99, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2072 ET24 Prepayment Credit: size 28, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2073 ET25 Diagnostic Counters: size 64, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2074 ET26 Daily Consumption Log: size 313, read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2075 ET27 Transaction Request: size ET11.28:2, read 0x3F, write 0x6B, flags 0x01, default 0 bytes
+#   2076 ET28 Transaction Response: size ET11.30:2, read 0x3F, write 0x00, flags 0x00, default 0 bytes
+#   2077 ET29 Hardware Configuration: size 16, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2078 ET30 Maximum Power or Current Level Control: size 21, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2079 ET31 Meter One-time-read Log: size 64, read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2080 ET32 MEP Shared Log: size 64, read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2082 ET34 Additional M-Bus/MEP Device Configuration: size ET11.0 * ET11.13, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2084 ET36 Extended Table Actual Dimensions: size 16, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2086 ET38 ET36 Companion List (name not found): size 35, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2088 ET40 Demand Configuration: size 4, read 0x3F, write 0x2B, flags 0x01, default 2 bytes
+#   2089 ET41 Historical Demand Reset Log: size 3 + 12 * (6 + 4 * BT21.4), read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2090 ET42 Interface Definition: size 64, read 0x3F, write 0x00, flags 0x00, default 0 bytes
+#   2093 ET45 MEP Recurring Read Log: size 128, read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2094 ET46 Control Output Read-Only Data: size 25, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2095 ET47 Calendar Override Settings: size 16, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2096 ET48 Critical Event Records (identity uncertain): size ET11.23 * 10, read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2098 ET50 MEP Inbound Data Space: size 64, read 0x3F, write 0x3B, flags 0x01, default 0 bytes
+#   2099 ET51 MEP Device Configuration: size 10 * ET11.34, read 0x3F, write 0x3B, flags 0x01, default 18 bytes
+#   2100 ET52 MEP Transaction Request: size ET11.7:2, read 0x3F, write 0x3B, flags 0x01, default 0 bytes
+#   2101 ET53 MEP Transaction Response: size ET11.9:2, read 0x3F, write 0x00, flags 0x00, default 0 bytes
+#   2102 ET54 Meter Status: size 32, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2103 ET55 Meter Configuration: size 128, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2105 ET57 M-Bus Data Type Table: size 4 * ET11.25, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2106 ET58 M-Bus/MEP Status Extension: size 8 * ET11.0, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2107 ET59 MEP Procedure Response: size 4 + BT00.10, read 0x3F, write 0x00, flags 0x00, default 0 bytes
+#   2109 ET61 Time-Based Relay Control Calendar: size 5 * ET11.26, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2110 ET62 Load Profile Display Configuration: size 16, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2114 ET66 Load-Profile Source-ID Mapping: size 52, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2115 ET67 Display Source-ID Mapping: size 52, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2118 ET70 RAM-Only Status: size 143, read 0x3F, write 0x00, flags 0x00, default 0 bytes
+#   2119 ET71 Delta Data Alerts: size 5 * ET11.27, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2122 ET74 MEP Recurring Read Extended Log: size 128, read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2123 ET75 Primary Load Profile Channel Change Log: size 64, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2124 ET76 Externally Configurable Hardware Options: size 8, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2125 ET77 Secondary Display List: size 3 * ET11.79, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2127 ET79 History Log Data (alternate): size 11 + ET11.80:2 * (12 + BT71.3), read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2128 ET80 Average Power Settings: size 8, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2129 ET81 Power Outage Log: size 3 + 12 * ET04.53, read 0x3F, write 0x00, flags 0x03, default 0 bytes
+#   2133 ET85 MEP Procedure Response (MEP2): size 4 + BT00.10, read 0x3F, write 0x00, flags 0x00, default 0 bytes
+#   2137 ET89 Meter LN Status: size 16, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2138 ET90 Dimension LN: size 16, read 0x3F, write 0x00, flags 0x01, default 0 bytes
+#   2145 ET97 Meter Configuration LN: size 16, read 0x3F, write 0x2B, flags 0x01, default 0 bytes
+#   2147 ET99 PLC Node Configuration: size 123, read 0x3F, write 0x00, flags 0x05, default 0 bytes
+TABLES = Packed(
+    b'\x00K\x00\xaf\x00n\r\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\x00\x00\x00\x00\x00\x00\n\x00\x00\x00\x00\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x00\x14\x15\x00\x16\x00\x00\x00\x00\x00\x00'
+    b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x17\x18\x19\x1a\x1b\x1c\x00\x00\x00\x00\x1d\x1e\x1f !"#$\x00\x00%&\'()\x00*+,-./012345'
+    b'6789:;<=>?@ABCDEFGHI\x00J\x00K\x00L\x00MNO\x00\x00PQRS\x00TUVWXY\x00Z[\\\x00'
+    b']^\x00\x00\x00_`\x00\x00ab\x00\x00cdef\x00ghi\x00\x00\x00j\x00\x00\x00kl\x00\x00\x00\x00\x00\x00m\x00n\x00\x00\xff\x00\x01\x00O\x06M'
+    b'\x00\x00\x00O\x00\x01\xff\x00\x01\x00\x18\x06\x9c\x00\x00\x00\x10\x00\x02?+\x01\x00\x10\x06\xac\x00\x00\x00\x00\x00\x03?\x00\x01\xff\xff\x06\xac\x00\x0b\x00\x01\x00\x04?\x00\x01'
+    b'\xff\xff\x06\xb8\x00\x1e\x00\x00\x00\x05?+\x01\x00\n\x06\xd6\x00\x00\x00\x00\x00\x06?+\x01\x00P\x06\xd6\x00\x00\x00\x00\x00\x07?\x7f\x00\xff\xff\x06\xd6\x00\x0b\x00\x00\x00'
+    b'\x08?\x00\x00\xff\xff\x06\xe1\x00\x0b\x00\x00\x00\x0f;)\x01\x00\x08\x06\xec\x00\x00\x00\x07\x00\x14?\x00\x01\x00\n\x06\xf3\x00\x00\x00\n\x00\x15?\x00\x01\x00\n\x06\xfd\x00'
+    b'\x00\x00\n\x00\x16?+\x01\xff\xff\x07\x07\x00*\x00\x12\x00\x17?\x00\x03\xff\xff\x07C\x00{\x00\x00\x00\x18?\x00\x03\xff\xff\x07\xbe\x00{\x00\x00\x00\x19?\x00\x03\xff'
+    b'\xff\x089\x00\x80\x00\x00\x00\x1a?\x00\x03\xff\xff\x08\xb9\x00\xa9\x00\x00\x00\x1b?+\x01\xff\xff\tb\x00\r\x00\x0e\x00\x1c?\x00\x00\xff\xff\t}\x00&\x00\x00\x00\x1e'
+    b'?\x00\x01\x00\x04\t\xa3\x00\x00\x00\x04\x00\x1f?\x00\x01\x00\x04\t\xa7\x00\x00\x00\x04\x00!?+\x01\xff\xff\t\xab\x00\x0b\x00\x06\x002?\x00\x01\x00\t\t\xbc\x00\x00'
+    b'\x00\t\x003?\x00\x01\x00\t\t\xc5\x00\x00\x00\t\x004?\x00\x00\x00\x07\t\xce\x00\x00\x00\x00\x005?+\x01\x00\x06\t\xce\x00\x00\x00\x05\x006?+\x01\xff\xff'
+    b'\t\xd3\x00P\x00\x00\x007?\x00\x00\x00\t\n#\x00\x00\x00\x00\x00<?\x00\x01\x00\x1f\n#\x00\x00\x00\x1f\x00=?\x00\x01\x00\x1f\nB\x00\x00\x00\r\x00>?'
+    b'\x00\x01\xff\xff\nO\x00p\x00\x07\x00??\x00\x03\x004\n\xc6\x00\x00\x00\x00\x00@?\x00\x03\xff\xff\n\xc6\x00j\x00\x00\x00A?\x00\x03\xff\xff\x0b0\x00j\x00'
+    b'\x00\x00B?\x00\x03\xff\xff\x0b\x9a\x00j\x00\x00\x00C?\x00\x03\xff\xff\x0c\x04\x00j\x00\x00\x00F?\x00\x01\x00\t\x0cn\x00\x00\x00\x06\x00G?\x00\x01\x00\t\x0c'
+    b't\x00\x00\x00\x06\x00H?\x00\x01\xff\xff\x0cz\x00\r\x00\x0e\x00I?+\x01\xff\xff\x0c\x95\x00)\x00=\x00J?\x00\x03\xff\xff\x0c\xfb\x00\x17\x00\x00\x08\x01?+'
+    b'\x01\x00\x08\r\x12\x00\x00\x00\x00\x08\x02;)\x01\x00\x08\r\x12\x00\x00\x00\x00\x08\x03\xff)\x01\x00\x8f\r\x12\x00\x00\x00\x00\x08\x04?+\x01\x00\x8b\r\x12\x00\x00\x00~'
+    b'\x08\x05?+\x01\x00\n\r\x90\x00\x00\x00\x00\x08\x06?+\x01\x00\x10\r\x90\x00\x00\x00\x00\x08\x07?+\x01\x00\x10\r\x90\x00\x00\x00\x00\x08\x08?+\x01\xff\xff\r\x90'
+    b'\x00\x0b\x00\x00\x08\t?+\x01\xff\xff\r\x9b\x00\x10\x00\x00\x08\n?\x00\x01\x00@\r\xab\x00\x00\x00\x00\x08\x0b?\x00\x01\x00[\r\xab\x00\x00\x00[\x08\x0c?\x00\x03'
+    b'\xff\xff\x0e\x06\x00\x0b\x00\x00\x08\r?+\x01\xff\xff\x0e\x11\x00\r\x00\x00\x08\x0e?\x00\x01\xff\xff\x0e\x1e\x00\r\x00\x00\x08\x0f?\x00\x01\xff\xff\x0e+\x00\r\x00\x00\x08'
+    b'\x10?\x00\x03\xff\xff\x0e8\x00\r\x00\x00\x08\x119\x00\x01\xff\xff\x0eE\x00\x06\x00\x00\x08\x12?+\x01\xff\xff\x0eK\x00\r\x00\r\x08\x13?\x00\x01\xff\xff\x0ee\x00'
+    b'\r\x00\x00\x08\x14?\x00\x01\xff\xff\x0er\x00\r\x00\x00\x08\x15;\x00\x00\x02\x0c\x0e\x7f\x00\x00\x00\x00\x08\x16?\x00\x01\xff\xff\x0e\x7f\x00\x06\x00\x00\x08\x17?\x00\x01\x00'
+    b'c\x0e\x85\x00\x00\x00\x00\x08\x18?\x00\x01\x00\x1c\x0e\x85\x00\x00\x00\x00\x08\x19?\x00\x01\x00@\x0e\x85\x00\x00\x00\x00\x08\x1a?\x00\x03\x019\x0e\x85\x00\x00\x00\x00\x08\x1b'
+    b'?k\x01\xff\xff\x0e\x85\x00\x06\x00\x00\x08\x1c?\x00\x00\xff\xff\x0e\x8b\x00\x06\x00\x00\x08\x1d?\x00\x01\x00\x10\x0e\x91\x00\x00\x00\x00\x08\x1e?+\x01\x00\x15\x0e\x91\x00\x00'
+    b'\x00\x00\x08\x1f?\x00\x03\x00@\x0e\x91\x00\x00\x00\x00\x08 ?\x00\x03\x00@\x0e\x91\x00\x00\x00\x00\x08"?+\x01\xff\xff\x0e\x91\x00\r\x00\x00\x08$?\x00\x01\x00\x10'
+    b'\x0e\x9e\x00\x00\x00\x00\x08&?\x00\x01\x00#\x0e\x9e\x00\x00\x00\x00\x08(?+\x01\x00\x04\x0e\x9e\x00\x00\x00\x02\x08)?\x00\x03\xff\xff\x0e\xa0\x00\x1a\x00\x00\x08*?'
+    b'\x00\x00\x00@\x0e\xba\x00\x00\x00\x00\x08-?\x00\x03\x00\x80\x0e\xba\x00\x00\x00\x00\x08.?\x00\x01\x00\x19\x0e\xba\x00\x00\x00\x00\x08/?+\x01\x00\x10\x0e\xba\x00\x00\x00'
+    b'\x00\x080?\x00\x03\xff\xff\x0e\xba\x00\x0b\x00\x00\x082?;\x01\x00@\x0e\xc5\x00\x00\x00\x00\x083?;\x01\xff\xff\x0e\xc5\x00\x0b\x00\x12\x084?;\x01\xff\xff\x0e'
+    b'\xe2\x00\x06\x00\x00\x085?\x00\x00\xff\xff\x0e\xe8\x00\x06\x00\x00\x086?\x00\x01\x00 \x0e\xee\x00\x00\x00\x00\x087?+\x01\x00\x80\x0e\xee\x00\x00\x00\x00\x089?+'
+    b'\x01\xff\xff\x0e\xee\x00\x0b\x00\x00\x08:?\x00\x01\xff\xff\x0e\xf9\x00\x0b\x00\x00\x08;?\x00\x00\xff\xff\x0f\x04\x00\x0b\x00\x00\x08=?+\x01\xff\xff\x0f\x0f\x00\x0b\x00\x00'
+    b'\x08>?+\x01\x00\x10\x0f\x1a\x00\x00\x00\x00\x08B?\x00\x01\x004\x0f\x1a\x00\x00\x00\x00\x08C?+\x01\x004\x0f\x1a\x00\x00\x00\x00\x08F?\x00\x00\x00\x8f\x0f\x1a'
+    b'\x00\x00\x00\x00\x08G?+\x01\xff\xff\x0f\x1a\x00\x0b\x00\x00\x08J?\x00\x03\x00\x80\x0f%\x00\x00\x00\x00\x08K?\x00\x01\x00@\x0f%\x00\x00\x00\x00\x08L?+\x01'
+    b'\x00\x08\x0f%\x00\x00\x00\x00\x08M?+\x01\xff\xff\x0f%\x00\x0b\x00\x00\x08O?\x00\x03\xff\xff\x0f0\x00\x17\x00\x00\x08P?+\x01\x00\x08\x0fG\x00\x00\x00\x00\x08'
+    b'Q?\x00\x03\xff\xff\x0fG\x00\x10\x00\x00\x08U?\x00\x00\xff\xff\x0fW\x00\x0b\x00\x00\x08Y?\x00\x01\x00\x10\x0fb\x00\x00\x00\x00\x08Z?\x00\x01\x00\x10\x0fb\x00'
+    b'\x00\x00\x00\x08a?+\x01\x00\x10\x0fb\x00\x00\x00\x00\x08c?\x00\x05\x00{\x0fb\x00\x00\x00\x00\x02*\x88EMUL\x02\x00\xff\x0c\x01\x00\n\r\x02\x0c\x06\x04'
+    b'\xff\x81\xf0\xdf\x02\x00\xfc\xf0\xcf\x07\xfe\xff\xff\xffU\xe7\xfdn\xcc\xbc#\x06\n\xff\xff\xfe\xff\xff\xff\xff\x07\x14 \x01\x00\x00\x00\xe4\x80@\x08\x02\x00`\x00\x00\x02\xfe'
+    b'#\x04H\x04\x81\x9cb\x880\x01\x00\x02EMULOSGP-EMU\x10\x008\xc1\x01\x00\x00\x04\x02\x00\x00\x00\x11\x01+\x01\x02\x00\x00\x00\r\x01\x02\x00'
+    b'\x00\x00\x0e\x01+\x01\x00\x00\x06+\x02\x00\x00\x00\x12\x01\x01\x00\x00\x08*+\x01\x00\x00\x03\x02\x00\x00\x00\t\x01+\x01\x00\x00\x04\x02\x00\x00\x00\n\x01+\x01\x00\x01\x00'
+    b'\x01\x00\x01\x06\x04\x18\x0f\x08\x10\x01\x04\x08)\x06\x04\x0c\x0f\x02\x00\x01\x04\x02\x0c\x02\x00\x15\x00\x03\x01\x02\x00\x15\x00\x04\x01+\x02\x00\x15\x00\x04\x01\x01\x00\x00\x07+\x01'
+    b'\x00\x00\x08/+\x01\x00\x00\x02\x02\x00\x15\x00\x05\x01*+\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x00\x01\x03\x02\x00\x15\x00\x00\x01\x03\x02\x01\x02\x00\x15\x00'
+    b'\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15\x00\x03\x01*\x02\x00\x15\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00'
+    b'\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x04\x02\x00\x15'
+    b'\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+\x02\x00\x15\x00\x00\x01\x03\x02\x01\x02\x00\x15\x00\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15\x00\x03\x01*\x02\x00\x15'
+    b'\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x00'
+    b'\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x04\x02\x00\x15\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x06\x02\x00\x15'
+    b'\x00\x00\x01\x03\x02\x01+\x02\x00\x15\x00\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15\x00\x03\x01*\x02\x00\x15\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00'
+    b'\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01'
+    b'*+*+\x01\x00\x00\x04\x02\x00\x15\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x06\x02\x00\x15\x00\x02\x01\x01\x00\x00\x02\x02\x00\x15\x00\x04\x01\x02\x00\x15'
+    b'\x00\x04\x01\x01\x00\x00\x01-\x01\x00\x00\x00M-*\x01\x00\x00\x06+\x02\x00\x15\x00\x00\x01\x03\x02\x01+\x02\x00\x15\x00\x07\x01\x01\x00\x00\x01+\x01\x00\x00\x04\x02\x00\x15'
+    b'\x00\x03\x01*\x02\x00\x15\x00\x04\x01\x01\x00\x00\x05\x02\x00\x15\x00\x06\x01*\x02\x00\x15\x00\x00\x01\x03\x01\x01*\x01\x00\x00\x04\x02\x00\x15\x00\x00\x01\x03\x04\x01*+\x01\x00'
+    b'\x00\x04\x02\x00\x15\x00\x00\x01\x03\x05\x01*+\x01\x00\x00\x04\x02\x00\x15\x00\x06\x01*+*+\x01\x00\x00\x04\x02\x00\x15\x00\x05\x01*\x02\x00\x15\x00\x06\x01*+*+'
+    b'*+\x02\x00\x15\x00\x08\x01\x02\x00\x15\x00\t\x01+\x00\x01\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x02\x00\x15\x00\x08\x01\x01\x00\x00\x03\x02\x00\x15\x00\x00\x01\x03\x06\x01'
+    b'*\x01\x00\x00\x04+*\x01\x00\x00\x04\x02\x00\x15\x00\t\x01*+\x00  \n\x01\x02\x00\n\x01\x00\x00\x03\x02\x00\x1f\x00\x01\x01*\x00\n\x03\x01\n\x03\x00\x11,\x19'
+    b'\x17\xc8\x00(\x03\x00\x11,\x19\x17\xc8\x00(\x03\x02\x00\x00<<\x01\x00\x00\x03\x02\x002\x00\x03\x01*\x01\x00\x00\x03\x02\x002\x00\x04\x01*+\x01\x00\x00\x03\x02\x00'
+    b'2\x00\x05\x02*+\x02\x002\x00\x02\x01\x03\x00\x04\x01\x00\x00\x03\x01\x00\x00\x04\x02\x002\x00\x01\x01\x03\x01\x01*+\x02\x002\x00\x02\x01\x03\x04\x04+*+\x01\x00'
+    b'\x00\x04+\x00\x00\x02\x00\x00\x0c (\x00`\x00\x10<(\x00`\x00\x10<(\x00`\x00\x10<(\x00`\x00\x10<D\x0f\x00\x00\x00\x0c \x04\x00`\x00\x02\x0f\x02'
+    b'\x00=\x00\x0b\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00=\x00\x04\x02\x03\x06\x01*+*\x02\x00=\x00\x11\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00=\x00\x04\x02\x03\x07\x01'
+    b'*+*+\x02\x00=\x00\x17\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00=\x00\x04\x02\x03\x08\x01*+*+\x02\x00=\x00\x1d\x01\x01\x00\x00\x03\x01\x00\x00\x04\x02\x00='
+    b'\x00\x04\x02\x03\t\x01*+*+\x01\x00\x00\x04+\x00\x00\x00\x00\x01\x01 \x02\x00=\x00\x07\x02\x01\x00\x00\x05\x02\x00=\x00\x04\x02\x03\x04\x01\x02\x00=\x00\x0b\x01*'
+    b'\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00=\x00\t\x02\x01\x00\x00\x07+\x01\x00\x00\x08/*+\x02\x00=\x00\t\x02\x02\x00=\x00\x04\x02\x03\n\x01'
+    b'\x02\x00=\x00\x0b\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02\x00=\x00\x0b\x01\x01\x00\x00\x04*+*+*\x02\x00=\x00\r\x02\x01\x00\x00\x05\x02\x00=\x00\x04\x02'
+    b'\x03\x04\x01\x02\x00=\x00\x11\x01*\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00=\x00\x0f\x02\x01\x00\x00\x07+\x01\x00\x00\x08/*+\x02\x00=\x00\x0f'
+    b'\x02\x02\x00=\x00\x04\x02\x03\n\x01\x02\x00=\x00\x11\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02\x00=\x00\x11\x01\x01\x00\x00\x04*+*+*\x02\x00=\x00\x13\x02'
+    b'\x01\x00\x00\x05\x02\x00=\x00\x04\x02\x03\x04\x01\x02\x00=\x00\x17\x01*\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00=\x00\x15\x02\x01\x00\x00\x07+\x01\x00'
+    b'\x00\x08/*+\x02\x00=\x00\x15\x02\x02\x00=\x00\x04\x02\x03\n\x01\x02\x00=\x00\x17\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02\x00=\x00\x17\x01\x01\x00\x00\x04*'
+    b'+*+*\x02\x00=\x00\x19\x02\x01\x00\x00\x05\x02\x00=\x00\x04\x02\x03\x04\x01\x02\x00=\x00\x1d\x01*\x01\x00\x00\x04*+\x02\x00=\x00\x04\x02\x03\x0b\x01\x02\x00='
+    b'\x00\x1b\x02\x01\x00\x00\x07+\x01\x00\x00\x08/*+\x02\x00=\x00\x1b\x02\x02\x00=\x00\x04\x02\x03\n\x01\x02\x00=\x00\x1d\x01\x01\x00\x00\x02/\x01\x00\x00\x01+*\x02'
+    b'\x00=\x00\x1d\x01\x01\x00\x00\x04*+*+*\x06\x08\x13\x02\x02\xc8\x06\x08\x13\x02\x02d\x02\x00G\x00\x01\x01\x02\x00G\x00\x02\x01+\x1e\xff\xf3\xff\xff\xff\xff\x00\xfe'
+    b'\xff\xff\xff\xff\x7f\x02\x00G\x00\x01\x01\x02\x00G\x00\x02\x01+\x02\x00\x00\x00\r\x01+\x02\x00\x00\x00\x0e\x01+\x02\x00\x00\x00\x0f\x01+\x02\x00\x00\x00\x10\x01+\x1e\xff'
+    b'\xf3\xff\xff\xff\xff\x00\xfe\xff\xff\xff\xff\x7f\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+    b'\xff\xff\xfe\xff\xff\xff\xff\x07\x14 \x01\x01\x00\x00\x0b\x02\x00G\x00\x05\x02\x01\x00\x00\x0c\x02\x00G\x00\x03\x01+*+\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x002'
+    b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\n\x00\x04\x00\x00\x00\x00\xe6\x00'
+    b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xa0\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+    b'\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00@B\x0f\x01\x00\x00\x02\x02\x08\x0b\x00\x12\x01*\x01\x00\x00\x06\x02\x08\x04\x005\x01\x01\x00\x00\x12*+\x05B$\x05\x06'
+    b'\x05\x02\x80\x03\xf9\x06\x19\x10\x16\x03\x04\x11\x11\n\nA\x0c\x04\n\n\x10P\n\x05\x01\x01\x03\x06\x07\x02\x00\xe2\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+    b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x082\x00\x00\x00\x00\x00\x00\x00\x00\x00\x05\x01\x00\x00\x04\x02\x08\x04\x007\x01'
+    b'*\x02\x08\x0b\x00\x00\x01\x02\x08\x0b\x00\x01\x01*\x02\x08\x0b\x00\x00\x01\x02\x08\x0b\x00\x02\x01*\x02\x08\x0b\x00\x03\x01\x02\x08\x0b\x00\x04\x01*\x02\x08\x0b\x00\x00\x01\x02\x08'
+    b'\x0b\x00\x05\x02*\x02\x08\x0b\x00$\x02\x02\x00G\x00\x01\x01\x02\x00G\x00\x02\x01+\x02\x00\x00\x00\xe0\x9f\x01\x00\x90 \x10!d\x02\x08\x0b\x00\x0e\x01\x02\x08\x0b\x00\x10'
+    b'\x01*\x02\x08\x0b\x00\x0f\x01\x02\x08\x0b\x00\x11\x01*\x02\x08\x0b\x00\x15\x01\x02\x08\x0b\x00\x1c\x02\x02\x08\x0b\x00\x1e\x02\x02\x08\x0b\x00\x00\x01\x02\x08\x0b\x00\r\x01*\x0f\x01'
+    b'\x01\x00\x00\x03\x01\x00\x00\x0c\x01\x00\x00\x06\x01\x00\x00\x04\x02\x00\x15\x00\x04\x01*+*+\x02\x08\x0b\x00\x17\x01\x01\x00\x00\n*\x01\x00\x00\n\x02\x08\x0b\x00"\x01*'
+    b'\x02<\x00\x1eX\x02,\x01\x00\x00\x02<\x00\x1eX\x02,\x01\x02\x08\x0b\x00\x07\x02\x02\x08\x0b\x00\t\x02\x01\x00\x00\x04\x02\x08\x0b\x00\x19\x01*\x01\x00\x00\x08\x02\x08\x0b'
+    b'\x00\x00\x01*\x01\x00\x00\x04\x02\x00\x00\x00\n\x01+\x01\x00\x00\x05\x02\x08\x0b\x00\x1a\x01*\x01\x00\x00\x05\x02\x08\x0b\x00\x1b\x01*\x01\x00\x00\x03\x02\x08\x0b\x00O\x01*'
+    b'\x01\x00\x00\x0b\x02\x08\x0b\x00P\x02\x01\x00\x00\x0c\x02\x00G\x00\x03\x01+*+\x01\x00\x00\x03\x01\x00\x00\x0c\x02\x08\x04\x005\x01*+\x01\x00\x00\x04\x02\x00\x00\x00\n'
+    b'\x01+'
+)
 # number: (call_mask, flags)
-PROCEDURES = {
-    0: (0x29, 0x00),  # BP00 Cold Start
-    1: (0x29, 0x00),  # BP01 Warm Start
-    2: (0x2B, 0x00),  # BP02 Save Configuration
-    3: (0x29, 0x00),  # BP03 Clear Data
-    4: (0x2B, 0x01),  # BP04 Reset List Pointers
-    5: (0x2B, 0x01),  # BP05 Update Last Read Entry
-    6: (0x29, 0x00),  # BP06 Change End Device Mode
-    7: (0x2B, 0x00),  # BP07 Clear Standard Status Flags
-    8: (0x2B, 0x00),  # BP08 Clear Manufacturer Status Flags
-    9: (0x6B, 0x01),  # BP09 Remote Reset
-    10: (0x6F, 0x01),  # BP10 Set Date and/or Time
-    11: (0x2B, 0x00),  # BP11 Execute Diagnostics
-    12: (0x6B, 0x01),  # BP12 Activate All Pending Tables
-    13: (0x6B, 0x01),  # BP13 Activate Specific Pending Table(s)
-    14: (0x6B, 0x01),  # BP14 Clear All Pending Tables
-    15: (0x6B, 0x01),  # BP15 Clear Specific Pending Table(s)
-    2049: (0x6B, 0x03),  # EP01 Remote Disconnect/Reconnect
-    2050: (0x6B, 0x03),  # EP02 Control Relay Open/Close (?)
-    2051: (0x2B, 0x03),  # EP03 Clear Cover-Removed Alarm (?)
-    2052: (0x6B, 0x03),  # EP04 Switch Maximum Power or Current Level
-    2053: (0x6B, 0x03),  # EP05 Set Tariff
-    2054: (0x2B, 0x03),  # EP06 Re-dimension Adjustable Extended Logs
-    2055: (0x6B, 0x03),  # EP07 Record Self-Read
-    2056: (0x69, 0x03),  # EP08 Erase Code Bank
-    2057: (0x69, 0x03),  # EP09 Download Code Packet
-    2058: (0x69, 0x03),  # EP10 Switch Code Bank
-    2059: (0x2B, 0x03),  # EP11 Configure/Reset Load Profile Data Set
-    2060: (0x2B, 0x03),  # EP12 Post One-Time Read Request
-    2061: (0x2B, 0x03),  # EP13 Add Prepay Credit
-    2062: (0x29, 0x03),  # EP14 Activate Feature
-    2063: (0x69, 0x03),  # EP15 Change OMA Encryption Key
-    2064: (0x7F, 0x03),  # EP16 Change System Clock by Delta
-    2065: (0x2B, 0x03),  # EP17 Remove M-Bus/MEP Device
-    2066: (0x2B, 0x03),  # EP18 Clear M-Bus/MEP Alarms
-    2067: (0x2B, 0x03),  # EP19 Post On-demand M-Bus Request
-    2068: (0x2B, 0x03),  # EP20 Clear Alarms
-    2069: (0x6B, 0x03),  # EP21 Demand Reset
-    2070: (0x2B, 0x03),  # EP22 Enable/Disable Battery
-    2071: (0x2B, 0x03),  # EP23 Read/Write Diagnostic Counters
-    2072: (0x29, 0x03),  # EP24 Change MEP Key
-    2073: (0x29, 0x03),  # EP25 Change Optical Key
-    2074: (0x2B, 0x03),  # EP26 Decrement Unread Entries of Extended Logs
-    2075: (0x2B, 0x03),  # EP27 Add/Remove Group ID
-    2076: (0x2B, 0x03),  # EP28 Set Prepayment Mode
-    2077: (0x2B, 0x03),  # EP29 Acknowledge Prepay Warning
-    2078: (0x2B, 0x03),  # EP30 Clear Power-Quality Records
-    2079: (0x2B, 0x03),  # EP31 Clear Power-Outage Log
-    2080: (0x2B, 0x03),  # EP32 Demand Configuration
-    2081: (0x2B, 0x03),  # EP33 M-Bus Configuration
-    2082: (0x2B, 0x03),  # EP34 Start M-Bus/MEP Auto-Discovery
-    2083: (0x2B, 0x03),  # EP35 Start/Stop Load Profile
-    2084: (0x2B, 0x03),  # EP36 Reset Step Tariff
-    2085: (0x2B, 0x03),  # EP37 Configure Recurring-Read Logs
-    2086: (0x2B, 0x03),  # EP38 Acknowledge Critical Events
-    2087: (0x3B, 0x03),  # EP39 Post MEP Data
-    2088: (0x6B, 0x03),  # EP40 Time-Based Relay Override
-    2089: (0x2B, 0x03),  # EP41 MEP Download Initialize
-    2090: (0x29, 0x03),  # EP42 Clear History Logs
-    2098: (0x2B, 0x03),  # EP50 Feed External Measurements
-    2100: (0x2B, 0x03),  # EP52 Load Profile Source Mapping
-    2109: (0x18, 0x03),  # EP61 MEP Transaction Lock
-    2112: (0x2B, 0x03),  # EP64 Reset Previous Season Data
-}
+#   0 BP00 Cold Start: call 0x29, flags 0x00
+#   1 BP01 Warm Start: call 0x29, flags 0x00
+#   2 BP02 Save Configuration: call 0x2B, flags 0x00
+#   3 BP03 Clear Data: call 0x29, flags 0x00
+#   4 BP04 Reset List Pointers: call 0x2B, flags 0x01
+#   5 BP05 Update Last Read Entry: call 0x2B, flags 0x01
+#   6 BP06 Change End Device Mode: call 0x29, flags 0x00
+#   7 BP07 Clear Standard Status Flags: call 0x2B, flags 0x00
+#   8 BP08 Clear Manufacturer Status Flags: call 0x2B, flags 0x00
+#   9 BP09 Remote Reset: call 0x6B, flags 0x01
+#   10 BP10 Set Date and/or Time: call 0x6F, flags 0x01
+#   11 BP11 Execute Diagnostics: call 0x2B, flags 0x00
+#   12 BP12 Activate All Pending Tables: call 0x6B, flags 0x01
+#   13 BP13 Activate Specific Pending Table(s): call 0x6B, flags 0x01
+#   14 BP14 Clear All Pending Tables: call 0x6B, flags 0x01
+#   15 BP15 Clear Specific Pending Table(s): call 0x6B, flags 0x01
+#   2049 EP01 Remote Disconnect/Reconnect: call 0x6B, flags 0x03
+#   2050 EP02 Control Relay Open/Close (?): call 0x6B, flags 0x03
+#   2051 EP03 Clear Cover-Removed Alarm (?): call 0x2B, flags 0x03
+#   2052 EP04 Switch Maximum Power or Current Level: call 0x6B, flags 0x03
+#   2053 EP05 Set Tariff: call 0x6B, flags 0x03
+#   2054 EP06 Re-dimension Adjustable Extended Logs: call 0x2B, flags 0x03
+#   2055 EP07 Record Self-Read: call 0x6B, flags 0x03
+#   2056 EP08 Erase Code Bank: call 0x69, flags 0x03
+#   2057 EP09 Download Code Packet: call 0x69, flags 0x03
+#   2058 EP10 Switch Code Bank: call 0x69, flags 0x03
+#   2059 EP11 Configure/Reset Load Profile Data Set: call 0x2B, flags 0x03
+#   2060 EP12 Post One-Time Read Request: call 0x2B, flags 0x03
+#   2061 EP13 Add Prepay Credit: call 0x2B, flags 0x03
+#   2062 EP14 Activate Feature: call 0x29, flags 0x03
+#   2063 EP15 Change OMA Encryption Key: call 0x69, flags 0x03
+#   2064 EP16 Change System Clock by Delta: call 0x7F, flags 0x03
+#   2065 EP17 Remove M-Bus/MEP Device: call 0x2B, flags 0x03
+#   2066 EP18 Clear M-Bus/MEP Alarms: call 0x2B, flags 0x03
+#   2067 EP19 Post On-demand M-Bus Request: call 0x2B, flags 0x03
+#   2068 EP20 Clear Alarms: call 0x2B, flags 0x03
+#   2069 EP21 Demand Reset: call 0x6B, flags 0x03
+#   2070 EP22 Enable/Disable Battery: call 0x2B, flags 0x03
+#   2071 EP23 Read/Write Diagnostic Counters: call 0x2B, flags 0x03
+#   2072 EP24 Change MEP Key: call 0x29, flags 0x03
+#   2073 EP25 Change Optical Key: call 0x29, flags 0x03
+#   2074 EP26 Decrement Unread Entries of Extended Logs: call 0x2B, flags 0x03
+#   2075 EP27 Add/Remove Group ID: call 0x2B, flags 0x03
+#   2076 EP28 Set Prepayment Mode: call 0x2B, flags 0x03
+#   2077 EP29 Acknowledge Prepay Warning: call 0x2B, flags 0x03
+#   2078 EP30 Clear Power-Quality Records: call 0x2B, flags 0x03
+#   2079 EP31 Clear Power-Outage Log: call 0x2B, flags 0x03
+#   2080 EP32 Demand Configuration: call 0x2B, flags 0x03
+#   2081 EP33 M-Bus Configuration: call 0x2B, flags 0x03
+#   2082 EP34 Start M-Bus/MEP Auto-Discovery: call 0x2B, flags 0x03
+#   2083 EP35 Start/Stop Load Profile: call 0x2B, flags 0x03
+#   2084 EP36 Reset Step Tariff: call 0x2B, flags 0x03
+#   2085 EP37 Configure Recurring-Read Logs: call 0x2B, flags 0x03
+#   2086 EP38 Acknowledge Critical Events: call 0x2B, flags 0x03
+#   2087 EP39 Post MEP Data: call 0x3B, flags 0x03
+#   2088 EP40 Time-Based Relay Override: call 0x6B, flags 0x03
+#   2089 EP41 MEP Download Initialize: call 0x2B, flags 0x03
+#   2090 EP42 Clear History Logs: call 0x29, flags 0x03
+#   2098 EP50 Feed External Measurements: call 0x2B, flags 0x03
+#   2100 EP52 Load Profile Source Mapping: call 0x2B, flags 0x03
+#   2109 EP61 MEP Transaction Lock: call 0x18, flags 0x03
+#   2112 EP64 Reset Previous Season Data: call 0x2B, flags 0x03
+PROCEDURES = Packed(
+    b'\x00\x10\x00Q\x00>\x04\x01\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x00\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f !"#$%&\''
+    b'()*+,-./0123456789:\x00\x00\x00\x00\x00\x00\x00;\x00<\x00\x00\x00\x00\x00\x00\x00\x00=\x00\x00>\x00\x00)\x00\x00\x01)'
+    b'\x00\x00\x02+\x00\x00\x03)\x00\x00\x04+\x01\x00\x05+\x01\x00\x06)\x00\x00\x07+\x00\x00\x08+\x00\x00\tk\x01\x00\no\x01\x00\x0b+\x00\x00\x0ck\x01\x00\rk'
+    b'\x01\x00\x0ek\x01\x00\x0fk\x01\x08\x01k\x03\x08\x02k\x03\x08\x03+\x03\x08\x04k\x03\x08\x05k\x03\x08\x06+\x03\x08\x07k\x03\x08\x08i\x03\x08\ti\x03\x08\ni'
+    b'\x03\x08\x0b+\x03\x08\x0c+\x03\x08\r+\x03\x08\x0e)\x03\x08\x0fi\x03\x08\x10\x7f\x03\x08\x11+\x03\x08\x12+\x03\x08\x13+\x03\x08\x14+\x03\x08\x15k\x03\x08\x16+'
+    b'\x03\x08\x17+\x03\x08\x18)\x03\x08\x19)\x03\x08\x1a+\x03\x08\x1b+\x03\x08\x1c+\x03\x08\x1d+\x03\x08\x1e+\x03\x08\x1f+\x03\x08 +\x03\x08!+\x03\x08"+'
+    b"\x03\x08#+\x03\x08$+\x03\x08%+\x03\x08&+\x03\x08';\x03\x08(k\x03\x08)+\x03\x08*)\x03\x082+\x03\x084+\x03\x08=\x18\x03\x08@+"
+    b'\x03'
+)
 # number: flags
-EVENTS = {
-    1: 0x01,  # BE1 Primary Power Down
-    2: 0x00,  # BE2 Primary Power Up
-    3: 0x00,  # BE3 Time Changed (old time)
-    4: 0x00,  # BE4 Time Changed (new time)
-    8: 0x00,  # BE8 End Device Accessed for Write
-    9: 0x00,  # BE9 Procedure Invoked
-    10: 0x00,  # BE10 Table Written To
-    11: 0x00,  # BE11 End Device Programmed
-    12: 0x00,  # BE12 Communication Terminated Normally
-    13: 0x00,  # BE13 Communication Terminated Abnormally
-    14: 0x00,  # BE14 Reset List Pointers
-    15: 0x00,  # BE15 Updated List Pointers
-    16: 0x00,  # BE16 History Log Cleared
-    17: 0x00,  # BE17 History Log Pointers Updated
-    20: 0x00,  # BE20 Demand Reset Occurred
-    21: 0x00,  # BE21 Self-Read Occurred
-    22: 0x00,  # BE22 Daylight Saving Time On
-    23: 0x00,  # BE23 Daylight Saving Time Off
-    24: 0x00,  # BE24 Season Change
-    25: 0x00,  # BE25 Rate Change
-    26: 0x00,  # BE26 Special Schedule Activated
-    27: 0x00,  # BE27 Tier Switch Change
-    28: 0x00,  # BE28 Pending Table Activated
-    29: 0x00,  # BE29 Pending Table Activation Cleared
-    30: 0x00,  # BE30 Metering Mode Started
-    31: 0x00,  # BE31 Metering Mode Stopped
-    32: 0x00,  # BE32 Test Mode Started
-    33: 0x00,  # BE33 Test Mode Stopped
-    34: 0x00,  # BE34 Meter Shop Mode Started
-    35: 0x00,  # BE35 Meter Shop Mode Stopped
-    36: 0x00,  # BE36 End Device Reprogrammed
-    37: 0x01,  # BE37 Configuration Error Detected
-    38: 0x01,  # BE38 Self-Check Error Detected
-    39: 0x01,  # BE39 RAM Failure Detected
-    40: 0x01,  # BE40 ROM Failure Detected
-    41: 0x01,  # BE41 Nonvolatile Memory Failure Detected
-    42: 0x01,  # BE42 Clock Error Detected
-    43: 0x01,  # BE43 Measurement Error Detected
-    44: 0x01,  # BE44 Low Battery Detected
-    45: 0x00,  # BE45 Low Loss Potential Detected
-    46: 0x00,  # BE46 Demand Overload Detected
-    47: 0x01,  # BE47 Tamper Attempt Detected
-    48: 0x01,  # BE48 Reverse Rotation Detected
-    49: 0x00,  # BE49 Control Point Changed by Command
-    50: 0x00,  # BE50 Control Point Changed by Schedule
-    51: 0x00,  # BE51 Control Point Changed by Condition
-    52: 0x00,  # BE52 Control Point Changed by Prepayment
-    53: 0x00,  # BE53 Credit Added
-    54: 0x00,  # BE54 Credit Subtracted
-    55: 0x00,  # BE55 Credit Adjusted
-    2049: 0x02,  # EE1 Load Profile Overflow
-    2050: 0x02,  # EE2 Load Disconnect Switch Changed State
-    2051: 0x02,  # EE3 Control Relay 1 Changed State
-    2052: 0x03,  # EE4 Phase Loss
-    2053: 0x02,  # EE5 Phase Inversion
-    2054: 0x02,  # EE6 PLC Configuration Failure
-    2055: 0x03,  # EE7 General Error
-    2056: 0x02,  # EE8 Invalid Password
-    2057: 0x02,  # EE9 Remote Communications Inactive
-    2058: 0x02,  # EE10 Current on Missing Phase
-    2059: 0x02,  # EE11 Pulse Input 1 Tamper
-    2060: 0x02,  # EE12 Pulse Input 2 Tamper
-    2061: 0x03,  # EE13 Software CRC Error
-    2062: 0x02,  # EE14 Code Bank Changed
-    2063: 0x02,  # EE15 Load Profile Backfill Failed
-    2064: 0x02,  # EE16 MEP Device Installed/Removed
-    2065: 0x02,  # EE17 M-Bus Device Alarm
-    2066: 0x02,  # EE18 M-Bus Auto-Discovery Complete
-    2067: 0x02,  # EE19 Phase Rotation Changed
-    2068: 0x03,  # EE20 Prepay Credit Exhausted
-    2069: 0x02,  # EE21 Prepay Warning Acknowledged
-    2070: 0x02,  # EE22 Prepay Credit Low
-    2071: 0x02,  # EE23 Dimension Change
-    2072: 0x03,  # EE24 Magnetic Tamper
-    2073: 0x02,  # EE25 Access Lockout Override
-    2074: 0x02,  # EE26 Power Quality Event
-    2075: 0x02,  # EE27 THD Event Detected
-    2076: 0x02,  # EE28 Maximum Value for Voltage THD
-    2077: 0x03,  # EE29 Load-Side Voltage Detected
-    2078: 0x02,  # EE30 Unbalanced Voltage
-    2079: 0x02,  # EE31 Password Table Written
-    2080: 0x02,  # EE32 Key Expiration Pending
-    2081: 0x02,  # EE33 Key Usage Threshold Reached
-    2082: 0x03,  # EE34 Firmware Separation Violation
-    2083: 0x02,  # EE35 Modem Error
-    2084: 0x02,  # EE36 Control Relay 2 Changed State
-    2085: 0x03,  # EE37 Terminal Cover Removed
-    2086: 0x03,  # EE38 Neutral Current Deviation
-    2087: 0x02,  # EE39 Max Power Level Changed
-    2088: 0x02,  # EE40 M-Bus Alarm Match
-    2089: 0x02,  # EE41 Voltage Sag
-    2090: 0x02,  # EE42 Voltage Surge
-    2091: 0x02,  # EE43 Over-Current
-    2092: 0x02,  # EE44 Long Power Outage
-    2093: 0x02,  # EE45 Secure Broadcast Rejected
-    2094: 0x02,  # EE46 Authentication Failure
-}
+#   1 BE1 Primary Power Down: flags 0x01
+#   2 BE2 Primary Power Up: flags 0x00
+#   3 BE3 Time Changed (old time): flags 0x00
+#   4 BE4 Time Changed (new time): flags 0x00
+#   8 BE8 End Device Accessed for Write: flags 0x00
+#   9 BE9 Procedure Invoked: flags 0x00
+#   10 BE10 Table Written To: flags 0x00
+#   11 BE11 End Device Programmed: flags 0x00
+#   12 BE12 Communication Terminated Normally: flags 0x00
+#   13 BE13 Communication Terminated Abnormally: flags 0x00
+#   14 BE14 Reset List Pointers: flags 0x00
+#   15 BE15 Updated List Pointers: flags 0x00
+#   16 BE16 History Log Cleared: flags 0x00
+#   17 BE17 History Log Pointers Updated: flags 0x00
+#   20 BE20 Demand Reset Occurred: flags 0x00
+#   21 BE21 Self-Read Occurred: flags 0x00
+#   22 BE22 Daylight Saving Time On: flags 0x00
+#   23 BE23 Daylight Saving Time Off: flags 0x00
+#   24 BE24 Season Change: flags 0x00
+#   25 BE25 Rate Change: flags 0x00
+#   26 BE26 Special Schedule Activated: flags 0x00
+#   27 BE27 Tier Switch Change: flags 0x00
+#   28 BE28 Pending Table Activated: flags 0x00
+#   29 BE29 Pending Table Activation Cleared: flags 0x00
+#   30 BE30 Metering Mode Started: flags 0x00
+#   31 BE31 Metering Mode Stopped: flags 0x00
+#   32 BE32 Test Mode Started: flags 0x00
+#   33 BE33 Test Mode Stopped: flags 0x00
+#   34 BE34 Meter Shop Mode Started: flags 0x00
+#   35 BE35 Meter Shop Mode Stopped: flags 0x00
+#   36 BE36 End Device Reprogrammed: flags 0x00
+#   37 BE37 Configuration Error Detected: flags 0x01
+#   38 BE38 Self-Check Error Detected: flags 0x01
+#   39 BE39 RAM Failure Detected: flags 0x01
+#   40 BE40 ROM Failure Detected: flags 0x01
+#   41 BE41 Nonvolatile Memory Failure Detected: flags 0x01
+#   42 BE42 Clock Error Detected: flags 0x01
+#   43 BE43 Measurement Error Detected: flags 0x01
+#   44 BE44 Low Battery Detected: flags 0x01
+#   45 BE45 Low Loss Potential Detected: flags 0x00
+#   46 BE46 Demand Overload Detected: flags 0x00
+#   47 BE47 Tamper Attempt Detected: flags 0x01
+#   48 BE48 Reverse Rotation Detected: flags 0x01
+#   49 BE49 Control Point Changed by Command: flags 0x00
+#   50 BE50 Control Point Changed by Schedule: flags 0x00
+#   51 BE51 Control Point Changed by Condition: flags 0x00
+#   52 BE52 Control Point Changed by Prepayment: flags 0x00
+#   53 BE53 Credit Added: flags 0x00
+#   54 BE54 Credit Subtracted: flags 0x00
+#   55 BE55 Credit Adjusted: flags 0x00
+#   2049 EE1 Load Profile Overflow: flags 0x02
+#   2050 EE2 Load Disconnect Switch Changed State: flags 0x02
+#   2051 EE3 Control Relay 1 Changed State: flags 0x02
+#   2052 EE4 Phase Loss: flags 0x03
+#   2053 EE5 Phase Inversion: flags 0x02
+#   2054 EE6 PLC Configuration Failure: flags 0x02
+#   2055 EE7 General Error: flags 0x03
+#   2056 EE8 Invalid Password: flags 0x02
+#   2057 EE9 Remote Communications Inactive: flags 0x02
+#   2058 EE10 Current on Missing Phase: flags 0x02
+#   2059 EE11 Pulse Input 1 Tamper: flags 0x02
+#   2060 EE12 Pulse Input 2 Tamper: flags 0x02
+#   2061 EE13 Software CRC Error: flags 0x03
+#   2062 EE14 Code Bank Changed: flags 0x02
+#   2063 EE15 Load Profile Backfill Failed: flags 0x02
+#   2064 EE16 MEP Device Installed/Removed: flags 0x02
+#   2065 EE17 M-Bus Device Alarm: flags 0x02
+#   2066 EE18 M-Bus Auto-Discovery Complete: flags 0x02
+#   2067 EE19 Phase Rotation Changed: flags 0x02
+#   2068 EE20 Prepay Credit Exhausted: flags 0x03
+#   2069 EE21 Prepay Warning Acknowledged: flags 0x02
+#   2070 EE22 Prepay Credit Low: flags 0x02
+#   2071 EE23 Dimension Change: flags 0x02
+#   2072 EE24 Magnetic Tamper: flags 0x03
+#   2073 EE25 Access Lockout Override: flags 0x02
+#   2074 EE26 Power Quality Event: flags 0x02
+#   2075 EE27 THD Event Detected: flags 0x02
+#   2076 EE28 Maximum Value for Voltage THD: flags 0x02
+#   2077 EE29 Load-Side Voltage Detected: flags 0x03
+#   2078 EE30 Unbalanced Voltage: flags 0x02
+#   2079 EE31 Password Table Written: flags 0x02
+#   2080 EE32 Key Expiration Pending: flags 0x02
+#   2081 EE33 Key Usage Threshold Reached: flags 0x02
+#   2082 EE34 Firmware Separation Violation: flags 0x03
+#   2083 EE35 Modem Error: flags 0x02
+#   2084 EE36 Control Relay 2 Changed State: flags 0x02
+#   2085 EE37 Terminal Cover Removed: flags 0x03
+#   2086 EE38 Neutral Current Deviation: flags 0x03
+#   2087 EE39 Max Power Level Changed: flags 0x02
+#   2088 EE40 M-Bus Alarm Match: flags 0x02
+#   2089 EE41 Voltage Sag: flags 0x02
+#   2090 EE42 Voltage Surge: flags 0x02
+#   2091 EE43 Over-Current: flags 0x02
+#   2092 EE44 Long Power Outage: flags 0x02
+#   2093 EE45 Secure Broadcast Rejected: flags 0x02
+#   2094 EE46 Authentication Failure: flags 0x02
+EVENTS = Packed(
+    b'\x008\x00g\x00`\x03\x02\x00\x01\x02\x03\x04\x00\x00\x00\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x00\x00\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f !"'
+    b"#$%&'()*+,-./012\x003456789:;<=>?@ABCDEFGHIJKLMNOPQ"
+    b'RSTUVWXYZ[\\]^_`\x00\x01\x01\x00\x02\x00\x00\x03\x00\x00\x04\x00\x00\x08\x00\x00\t\x00\x00\n\x00\x00\x0b\x00\x00\x0c\x00\x00\r\x00\x00\x0e\x00'
+    b'\x00\x0f\x00\x00\x10\x00\x00\x11\x00\x00\x14\x00\x00\x15\x00\x00\x16\x00\x00\x17\x00\x00\x18\x00\x00\x19\x00\x00\x1a\x00\x00\x1b\x00\x00\x1c\x00\x00\x1d\x00\x00\x1e\x00\x00\x1f\x00\x00 \x00'
+    b'\x00!\x00\x00"\x00\x00#\x00\x00$\x00\x00%\x01\x00&\x01\x00\'\x01\x00(\x01\x00)\x01\x00*\x01\x00+\x01\x00,\x01\x00-\x00\x00.\x00\x00/\x01\x000\x01'
+    b'\x001\x00\x002\x00\x003\x00\x004\x00\x005\x00\x006\x00\x007\x00\x08\x01\x02\x08\x02\x02\x08\x03\x02\x08\x04\x03\x08\x05\x02\x08\x06\x02\x08\x07\x03\x08\x08\x02\x08\t\x02'
+    b'\x08\n\x02\x08\x0b\x02\x08\x0c\x02\x08\r\x03\x08\x0e\x02\x08\x0f\x02\x08\x10\x02\x08\x11\x02\x08\x12\x02\x08\x13\x02\x08\x14\x03\x08\x15\x02\x08\x16\x02\x08\x17\x02\x08\x18\x03\x08\x19\x02'
+    b'\x08\x1a\x02\x08\x1b\x02\x08\x1c\x02\x08\x1d\x03\x08\x1e\x02\x08\x1f\x02\x08 \x02\x08!\x02\x08"\x03\x08#\x02\x08$\x02\x08%\x03\x08&\x03\x08\'\x02\x08(\x02\x08)\x02'
+    b'\x08*\x02\x08+\x02\x08,\x02\x08-\x02\x08.\x02'
+)

@@ -58,9 +58,82 @@ def rpn_bytes(node):
     return bytes(out)
 
 
-def _firmware_size(node):
+def _size_text(node):
     c = const(node)
-    return repr(c) if c is not None else repr(rpn_bytes(node))
+    return str(c) if c is not None else to_text(node)
+
+
+_ET = 2048
+
+
+def _u16(n, what):
+    if not 0 <= n <= 0xFFFF:
+        raise CatalogueError("%s %d does not fit the firmware form" % (what, n))
+    return n.to_bytes(2, "big")
+
+
+def pack(entries, kind, width):
+    """One bytes constant for meter/catalogue.py Packed: header, slot map,
+    fixed-width records (key order), payload. entries: [(key, record_tail,
+    payload)]; a table's tail holds its payload offset relative to the
+    payload start (fixed up here)."""
+    entries = sorted(entries, key=lambda e: e[0])
+    basic = [k for k, _, _ in entries if k < _ET]
+    ext = [k - _ET for k, _, _ in entries if k >= _ET]
+    if len(entries) > 254 or any(k >= 2 * _ET for k in ext):
+        raise CatalogueError("catalogue does not fit the firmware form")
+    split = max(basic) + 1 if basic else 0
+    span = split + (max(ext) + 1 if ext else 0)
+    slots = bytearray(span)
+    records = bytearray()
+    payload = bytearray()
+    for i, (key, tail, data) in enumerate(entries):
+        slots[key if key < _ET else key - _ET + split] = i + 1
+        rec = _u16(key, "key") + (tail(len(payload)) if callable(tail) else tail)
+        if len(rec) != width:
+            raise CatalogueError("record width %d != %d" % (len(rec), width))
+        records += rec
+        payload += data
+    head = 8 + span + len(records)
+    out = bytearray(_u16(split, "split") + _u16(span, "span") + _u16(len(entries), "count")
+                    + bytes((width, kind)) + slots)
+    # table records hold payload offsets from the start of the constant
+    if kind == 0:
+        for i in range(len(entries)):
+            r = i * width + 7
+            off = int.from_bytes(records[r:r + 2], "big") + head
+            records[r:r + 2] = _u16(off, "offset")
+    return bytes(out + records + payload)
+
+
+def table_entry(tid, read_mask, write_mask, flags, size, default):
+    """A pack() entry of kind 0: size an int or RPN bytes; default bytes
+    (trailing zeros already stripped; b"" for none)."""
+    rpn = size if isinstance(size, bytes) else b""
+    if not rpn and not 0 <= size < 0xFFFF:
+        raise CatalogueError("size %d does not fit the firmware form" % size)
+    code = 0xFFFF if rpn else size
+
+    def tail(off):
+        return (bytes((read_mask, write_mask, flags)) + _u16(code, "size") + _u16(off, "offset")
+                + _u16(len(rpn), "RPN length") + _u16(len(default), "default length"))
+    return tid, tail, rpn + default
+
+
+def _table_entry(t):
+    flags = (T_NV if t["nv"] else 0) | (T_DATA if t["data"] else 0) | (0 if t["inventory"] else T_OUTSIDE)
+    c = const(t["size"])
+    return table_entry(t["id"], t["read_mask"], t["write_mask"], flags,
+                       c if c is not None else rpn_bytes(t["size"]), t["default"].rstrip(b"\x00"))
+
+
+def _bytes_lines(name, data, chunk=48):
+    """`NAME = Packed(b'...' b'...')`: one bytes constant over several lines."""
+    lines = ["%s = Packed(" % name]
+    for i in range(0, len(data), chunk):
+        lines.append("    " + repr(data[i:i + chunk]))
+    lines.append(")")
+    return lines
 
 
 def render_firmware(b, digest):
@@ -78,25 +151,34 @@ def render_firmware(b, digest):
         "#   03 lo width pops x and pushes (x >> lo) & ((1 << width) - 1);",
         "#   '+' '-' '*' '/' (floor) 'M' (max) pop b, pop a and push a op b.",
         "# default: the initial contents (zero-filled to the size), or None for all zeros.",
+        "# Each mapping is one bytes constant read through catalogue.Packed (layout there):",
+        "# in flash when frozen, no dicts of tuples on the heap at import.",
+        "from .catalogue import Packed",
+        "",
         "SOURCE_DIGEST = \"%s\"" % digest,
         "# table_id: (size, read_mask, write_mask, flags, default)",
-        "TABLES = {",
     ]
     for t in b.tables:
         flags = (T_NV if t["nv"] else 0) | (T_DATA if t["data"] else 0) | (0 if t["inventory"] else T_OUTSIDE)
         default = t["default"].rstrip(b"\x00")
-        lines.append("    %d: (%s, 0x%02X, 0x%02X, 0x%02X, %s),  # %s %s" % (
-            t["id"], _firmware_size(t["size"]), t["read_mask"], t["write_mask"], flags,
-            repr(default) if default else "None", t["key"], t["name"]))
-    lines += ["}", "# number: (call_mask, flags)", "PROCEDURES = {"]
+        lines.append("#   %d %s %s: size %s, read 0x%02X, write 0x%02X, flags 0x%02X, default %d bytes" % (
+            t["id"], t["key"], t["name"], _size_text(t["size"]), t["read_mask"], t["write_mask"], flags,
+            len(default)))
+    lines += _bytes_lines("TABLES", pack([_table_entry(t) for t in b.tables], 0, 13))
+    lines.append("# number: (call_mask, flags)")
+    procs = []
     for p in b.procedures:
         flags = (P_INVENTORY if p["inventory"] else 0) | (P_EXTENDED if p["kind"] == "extended" else 0)
-        lines.append("    %d: (0x%02X, 0x%02X),  # %s %s" % (p["id"], p["call_mask"], flags, p["key"], p["name"]))
-    lines += ["}", "# number: flags", "EVENTS = {"]
+        lines.append("#   %d %s %s: call 0x%02X, flags 0x%02X" % (p["id"], p["key"], p["name"], p["call_mask"], flags))
+        procs.append((p["id"], bytes((p["call_mask"], flags)), b""))
+    lines += _bytes_lines("PROCEDURES", pack(procs, 1, 4))
+    lines.append("# number: flags")
+    events = []
     for e in b.events:
         flags = (E_CRITICAL if e["critical"] else 0) | (E_EXTENDED if e["kind"] == "extended" else 0)
-        lines.append("    %d: 0x%02X,  # %s %s" % (e["id"], flags, e["key"], e["name"]))
-    lines.append("}")
+        lines.append("#   %d %s %s: flags 0x%02X" % (e["id"], e["key"], e["name"], flags))
+        events.append((e["id"], bytes((flags,)), b""))
+    lines += _bytes_lines("EVENTS", pack(events, 2, 3))
     return "\n".join(lines) + "\n"
 
 
