@@ -10,12 +10,21 @@
 #             [EX LtCUtil.c LtCRC16] (lontalk 1.4)
 # c1218_cksum ANSI C12.18 table data (full/partial read and write): the two's
 #             complement of the byte sum, mod 256 [C1219].
+# crc32       the non-volatile log's records (nvlog.py): CRC-32 IEEE 802.3 as
+#             zlib/binascii, check 0xCBF43926; binascii's where the port has
+#             it, else the table below.
 #
-# Both CRCs continue like zlib.crc32: pass the previous result as crc to feed
+# The CRC-16s continue like zlib.crc32: pass the previous result as crc to feed
 # more data; crc=0 starts afresh (init 0xFFFF = 0 XOR the final 0xFFFF).
+
+try:
+    from binascii import crc32 as _crc32
+except ImportError:                  # a MicroPython port built without it
+    _crc32 = None
 
 _X25 = None
 _LON = None
+_C32 = None
 
 
 def _x25_table():
@@ -76,3 +85,27 @@ def c1218_cksum(data):
     """C12.18 table-data checksum: two's complement of the byte sum mod 256,
     so that sum(data) + cksum == 0 mod 256."""
     return -sum(data) & 255
+
+
+def _crc32_table():
+    global _C32
+    if _C32 is None:
+        t = []
+        for n in range(256):
+            c = n
+            for _ in range(8):
+                c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+            t.append(c)
+        _C32 = t
+    return _C32
+
+
+def crc32(data, crc=0):
+    """CRC-32 of data, continuing from crc (as binascii.crc32)."""
+    if _crc32 is not None:
+        return _crc32(data, crc) & 0xFFFFFFFF
+    t = _C32 or _crc32_table()
+    c = crc ^ 0xFFFFFFFF
+    for b in data:
+        c = (c >> 8) ^ t[(c ^ b) & 255]
+    return c ^ 0xFFFFFFFF

@@ -22,10 +22,7 @@
 #   E_PART   3 | name length u8 | name (ASCII) | count u32 | count bytes
 #            a registered nv_part's whole bytes (meter.nv_part)
 # A record's entries are applied in order, all or none (persist.py).
-try:
-    from binascii import crc32 as _crc32
-except ImportError:                  # a MicroPython port built without it
-    _crc32 = None
+from .crc import crc32
 
 MAGIC = b"NV"
 VERSION = 1
@@ -37,32 +34,6 @@ E_PART = 3
 HEADER = 12
 TRAILER = 4
 MAX_PAYLOAD = 1 << 24        # 16 MB: anything longer is garbage, not a record
-
-_TABLE = None
-
-
-def _table():
-    global _TABLE
-    if _TABLE is None:
-        t = []
-        for n in range(256):
-            c = n
-            for _ in range(8):
-                c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
-            t.append(c)
-        _TABLE = t
-    return _TABLE
-
-
-def crc32(data, crc=0):
-    """CRC-32 of data, continuing from crc (as binascii.crc32)."""
-    if _crc32 is not None:
-        return _crc32(data, crc) & 0xFFFFFFFF
-    t = _TABLE or _table()
-    c = crc ^ 0xFFFFFFFF
-    for b in data:
-        c = (c >> 8) ^ t[(c ^ b) & 255]
-    return c ^ 0xFFFFFFFF
 
 
 def _u16(v):

@@ -2,6 +2,7 @@
 # torn and corrupt records), the table store's dirty tracking, and commits
 # that restore into a fresh firmware exactly what the live one holds.
 from osgp_meter import nvlog as N
+from osgp_meter import crc as C
 from osgp_meter import persist
 from osgp_meter import catalogue as cat
 from osgp_meter.firmware import Firmware
@@ -30,13 +31,13 @@ def sample_payload():
 
 def test_crc32_check_value_and_fallback_agree():
     assert N.crc32(b"123456789") == 0xCBF43926
-    saved = N._crc32
-    N._crc32 = None
+    saved = C._crc32
+    C._crc32 = None
     try:
         assert N.crc32(b"123456789") == 0xCBF43926
         assert N.crc32(b"6789", N.crc32(b"12345")) == 0xCBF43926
     finally:
-        N._crc32 = saved
+        C._crc32 = saved
 
 
 def test_record_bytes_are_as_documented():
