@@ -1,13 +1,13 @@
 # The `osgp-meter dc` command: its parser (add_parser), building the DC
 # from the options (build_dc) and running an action (run).
 # Split out of tools/dc.py (docs/dc.md); importable from osgp_host.dc too.
-import argparse
 import sys
 import time
 
 from osgp_meter import cnip
 
 from . import catalogue
+from .cli import _int, _hex
 from .plc_client import PlcError, MAX_READ, MAX_WRITE
 from .dc_address import (DEFAULT_DOMAIN, DC_SUBNET, DC_NODE, DEFAULT_TIMEOUT_MS,
                          DEFAULT_TX_RETRIES, DEFAULT_RETRIES, _SN, parse_meters, table_id,
@@ -17,17 +17,6 @@ from .dc_local import LocalFleet
 
 
 # ---------------------------------------------------------------- the CLI
-
-def _int(text):
-    return int(text, 0)
-
-
-def _hex(text):
-    try:
-        return bytes.fromhex(text.replace(" ", "").replace(":", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError("not hex: %r" % text) from None
-
 
 def _hostport(text, default_port=cnip.PORT):
     """"HOST:PORT", "HOST" or "PORT" -> (host, port); 127.0.0.1 and 1628 by default."""

@@ -32,6 +32,7 @@ from osgp_meter import lontalk_nm as N
 from osgp_meter import pending
 from osgp_meter.lontalk import FrameError
 
+from .cli import _hex
 from .plc_client import PlcError, PlcTimeout
 
 VERBS = {"txn": "transaction", "lifecycle": "lifecycle", "change-key": "changed keys"}
@@ -137,14 +138,6 @@ def ped_from_args(args):
     if flags["self_read"] or flags["demand_reset"]:
         raise ValueError("--self-read/--demand-reset go with --at, --after or --on-procedure")
     return None
-
-
-def _hex(text):
-    try:
-        return bytes.fromhex(str(text).replace(" ", "").replace(":", ""))
-    except ValueError:
-        import argparse
-        raise argparse.ArgumentTypeError("not hex: %r" % text) from None
 
 
 def add_ped_arguments(p, what):

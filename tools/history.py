@@ -13,6 +13,8 @@ import sys
 
 from osgp_meter import events
 
+from .cli import _hex
+
 BT71 = 71
 BT74 = 74
 ET11 = 2048 + 11
@@ -84,10 +86,6 @@ def add_parser(subparsers):
     p.add_argument("--timeout", type=float, default=None)
     p.set_defaults(optical=False)
     return p
-
-
-def _hex(text):
-    return bytes.fromhex(text.replace(" ", "").replace(":", ""))
 
 
 def run(args, out=None):
